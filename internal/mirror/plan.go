@@ -1,0 +1,112 @@
+package mirror
+
+import (
+	"cmp"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// ActionKind names a write to one mirror.
+type ActionKind string
+
+const (
+	Create ActionKind = "create"
+	Update ActionKind = "update"
+	// Recreate deletes and creates a mirror whose type or immutability must change.
+	Recreate ActionKind = "recreate"
+	Delete   ActionKind = "delete"
+)
+
+// Action is one write to one mirror.
+type Action struct {
+	Kind ActionKind
+	// Namespace is the namespace of the mirror.
+	Namespace string
+	// Existing is the mirror as last seen, nil for Create. Deletes are made conditional on its
+	// UID and resourceVersion, so that nothing changed since the ownership check is deleted.
+	Existing *corev1.Secret
+	// Desired is the object to write, nil for Delete.
+	Desired *corev1.Secret
+}
+
+// Namespace is what planning needs to know of a namespace.
+type Namespace struct {
+	Name string
+	// Terminating namespaces get no new mirror, and their mirrors are left to the namespace's deletion.
+	Terminating bool
+}
+
+// State is what exists now for one source.
+type State struct {
+	// Source names the source being reconciled.
+	Source types.NamespacedName
+	// Secret is the source, nil when it is gone or is no longer a source: then no mirror is wanted.
+	Secret *corev1.Secret
+	// Targets is the source's parsed namespaces annotation.
+	Targets Targets
+	// Namespaces lists every namespace of the cluster.
+	Namespaces []Namespace
+	// Mirrors lists the Secrets whose labels claim Source; Plan only touches those OwnedBy it.
+	Mirrors []*corev1.Secret
+}
+
+// Plan returns the writes that take the mirrors of s.Source to exactly the wanted set, sorted by
+// namespace. It is level-based: it does not matter which event led here, or what happened while
+// whisperer was down.
+func Plan(s State) []Action {
+	wanted, terminating := s.classifyNamespaces()
+	var actions []Action
+	seen := map[string]bool{}
+	for _, existing := range s.Mirrors {
+		if !OwnedBy(existing, s.Source) {
+			continue
+		}
+		seen[existing.Namespace] = true
+		if action, ok := s.planExisting(existing, wanted[existing.Namespace], terminating[existing.Namespace]); ok {
+			actions = append(actions, action)
+		}
+	}
+	for namespace := range wanted {
+		if !seen[namespace] {
+			actions = append(actions, Action{Kind: Create, Namespace: namespace, Desired: Build(s.Secret, namespace)})
+		}
+	}
+	slices.SortFunc(actions, func(a, b Action) int { return cmp.Compare(a.Namespace, b.Namespace) })
+	return actions
+}
+
+func (s State) planExisting(existing *corev1.Secret, wanted, terminating bool) (Action, bool) {
+	namespace := existing.Namespace
+	switch {
+	case terminating:
+		return Action{}, false
+	case !wanted:
+		return Action{Kind: Delete, Namespace: namespace, Existing: existing}, true
+	}
+	kind, updated := Refresh(s.Secret, existing)
+	switch kind {
+	case Update:
+		return Action{Kind: Update, Namespace: namespace, Existing: existing, Desired: updated}, true
+	case Recreate:
+		return Action{Kind: Recreate, Namespace: namespace, Existing: existing, Desired: Build(s.Secret, namespace)}, true
+	}
+	return Action{}, false
+}
+
+// classifyNamespaces returns the namespaces that must hold a mirror of s.Source (those the
+// annotation asks for that exist and are not terminating, except the source's own) and the
+// terminating ones.
+func (s State) classifyNamespaces() (wanted, terminating map[string]bool) {
+	wanted, terminating = map[string]bool{}, map[string]bool{}
+	for _, ns := range s.Namespaces {
+		switch {
+		case ns.Terminating:
+			terminating[ns.Name] = true
+		case s.Secret != nil && ns.Name != s.Source.Namespace && s.Targets.Matches(ns.Name):
+			wanted[ns.Name] = true
+		}
+	}
+	return wanted, terminating
+}
