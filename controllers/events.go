@@ -1,0 +1,106 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/whisperer-operator/whisperer/internal/mirror"
+)
+
+// Event reasons, for `kubectl get events --field-selector reason=...`.
+const (
+	ReasonMirrored          = "Mirrored"
+	ReasonInvalidNamespaces = "InvalidNamespaces"
+	ReasonConflict          = "Conflict"
+)
+
+// report logs what a reconcile changed and records it as Events on the source: a Normal Event
+// when mirrors were written, a Warning when a refusal or conflict starts or changes. A reconcile
+// that changes nothing records nothing.
+func (r *SecretMirrorReconciler) report(ctx context.Context, state mirror.State, o *outcome) {
+	log := ctrl.LoggerFrom(ctx)
+	if o.changed() {
+		log.Info("Mirrors changed", "created", o.created, "updated", o.updated, "deleted", o.deleted)
+	}
+	if state.Secret == nil {
+		r.notes.forget(state.Source)
+		return
+	}
+	if o.changed() {
+		r.Recorder.Eventf(state.Secret, nil, corev1.EventTypeNormal, ReasonMirrored, "Mirror",
+			"created %d, updated %d, deleted %d mirrors", o.created, o.updated, o.deleted)
+	}
+	r.warnOnChange(state, ReasonInvalidNamespaces, describeInvalid(state.Targets.Invalid))
+	r.warnOnChange(state, ReasonConflict, describeConflicts(o.conflicts, state.Source.Name))
+}
+
+// warnOnChange records a Warning with note on the source unless it is the note last recorded for
+// that reason; an empty note means the problem is gone.
+func (r *SecretMirrorReconciler) warnOnChange(state mirror.State, reason, note string) {
+	if r.notes.changed(state.Source, reason, note) {
+		r.Recorder.Eventf(state.Secret, nil, corev1.EventTypeWarning, reason, "Mirror", "%s", note)
+	}
+}
+
+func describeInvalid(invalid []string) string {
+	if len(invalid) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("ignored entries of %s that are not namespace names: %s",
+		mirror.AnnotationNamespaces, strings.Join(invalid, "; "))
+}
+
+func describeConflicts(namespaces []string, name string) string {
+	if len(namespaces) == 0 {
+		return ""
+	}
+	// Writes finish in any order; sorting keeps the note, and so the Warning, stable.
+	return fmt.Sprintf("not mirrored into %s: a Secret named %q that is not a mirror of this source is there and is left untouched",
+		strings.Join(slices.Sorted(slices.Values(namespaces)), ", "), name)
+}
+
+// warningNotes remembers the last Warning note given to each source for each reason. Without
+// it, every resync would repeat the same Warnings.
+type warningNotes struct {
+	mu   sync.Mutex
+	last map[types.NamespacedName]map[string]string
+}
+
+func newWarningNotes() *warningNotes {
+	return &warningNotes{last: map[types.NamespacedName]map[string]string{}}
+}
+
+// changed stores note as the current one for (source, reason) and reports whether it is a new,
+// non-empty note.
+func (n *warningNotes) changed(source types.NamespacedName, reason, note string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	notes := n.last[source]
+	if notes[reason] == note {
+		return false
+	}
+	if note == "" {
+		delete(notes, reason)
+		return false
+	}
+	if notes == nil {
+		notes = map[string]string{}
+		n.last[source] = notes
+	}
+	notes[reason] = note
+	return true
+}
+
+// forget drops what is remembered of a source that is gone.
+func (n *warningNotes) forget(source types.NamespacedName) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.last, source)
+}

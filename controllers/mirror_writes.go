@@ -1,0 +1,173 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/whisperer-operator/whisperer/internal/mirror"
+)
+
+// result is what one write did.
+type result string
+
+const (
+	created  result = "created"
+	updated  result = "updated"
+	deleted  result = "deleted"
+	conflict result = "conflict"
+	// unchanged: nothing needed writing after all, or the namespace went away meanwhile.
+	unchanged result = "unchanged"
+)
+
+// outcome sums up the writes of one reconcile.
+type outcome struct {
+	mu                        sync.Mutex
+	created, updated, deleted int
+	// conflicts lists the namespaces where a Secret that is not a mirror of the source holds its name.
+	conflicts []string
+	errs      []error
+}
+
+func (o *outcome) add(namespace string, res result, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch res {
+	case created:
+		o.created++
+	case updated:
+		o.updated++
+	case deleted:
+		o.deleted++
+	case conflict:
+		o.conflicts = append(o.conflicts, namespace)
+	}
+	if err != nil {
+		o.errs = append(o.errs, err)
+	}
+}
+
+func (o *outcome) changed() bool { return o.created+o.updated+o.deleted > 0 }
+
+func (o *outcome) err() error { return errors.Join(o.errs...) }
+
+// write carries out the planned actions, at most WriteConcurrency at once. A failed write does
+// not stop the others: every mirror that can converge does.
+func (r *SecretMirrorReconciler) write(ctx context.Context, state mirror.State, actions []mirror.Action) *outcome {
+	o := &outcome{}
+	slots := make(chan struct{}, max(1, r.WriteConcurrency))
+	var wg sync.WaitGroup
+	for _, action := range actions {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			res, err := r.writeOne(ctx, state, action)
+			ctrl.LoggerFrom(ctx).V(1).Info("Mirror written", "targetNamespace", action.Namespace, "action", action.Kind, "result", res)
+			o.add(action.Namespace, res, err)
+		})
+	}
+	wg.Wait()
+	return o
+}
+
+func (r *SecretMirrorReconciler) writeOne(ctx context.Context, state mirror.State, action mirror.Action) (result, error) {
+	switch action.Kind {
+	case mirror.Create:
+		return r.create(ctx, state, action.Desired)
+	case mirror.Update:
+		return r.update(ctx, action.Desired)
+	case mirror.Recreate:
+		return r.recreate(ctx, action.Existing, action.Desired)
+	case mirror.Delete:
+		return r.delete(ctx, action.Existing)
+	}
+	return unchanged, fmt.Errorf("unknown action %q", action.Kind)
+}
+
+// create creates a mirror. When a Secret of that name is already there, it is either a mirror
+// of this source missing from the cache (repaired) or someone else's (a conflict, left alone).
+func (r *SecretMirrorReconciler) create(ctx context.Context, state mirror.State, desired *corev1.Secret) (result, error) {
+	err := r.Client.Create(ctx, desired, client.FieldOwner(FieldOwner))
+	switch {
+	case err == nil:
+		return created, nil
+	case apierrors.IsAlreadyExists(err):
+		return r.adopt(ctx, state, desired.Namespace)
+	case namespaceGone(err):
+		return unchanged, nil
+	}
+	return unchanged, fmt.Errorf("creating mirror in %s: %w", desired.Namespace, err)
+}
+
+// adopt reads the Secret that holds the mirror's name in namespace, live, and repairs it if it
+// is a mirror of this source. Any other Secret is a conflict and is never written.
+func (r *SecretMirrorReconciler) adopt(ctx context.Context, state mirror.State, namespace string) (result, error) {
+	live := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: namespace, Name: state.Source.Name}
+	if err := r.APIReader.Get(ctx, key, live); err != nil {
+		// Gone already (NotFound) or unreadable: either way the next attempt decides.
+		return unchanged, fmt.Errorf("reading existing Secret %s: %w", key, err)
+	}
+	if !mirror.OwnedBy(live, state.Source) {
+		return conflict, nil
+	}
+	switch kind, refreshed := mirror.Refresh(state.Secret, live); kind {
+	case mirror.Update:
+		return r.update(ctx, refreshed)
+	case mirror.Recreate:
+		return r.recreate(ctx, live, mirror.Build(state.Secret, namespace))
+	}
+	return unchanged, nil
+}
+
+func (r *SecretMirrorReconciler) update(ctx context.Context, desired *corev1.Secret) (result, error) {
+	// desired carries the resourceVersion that was checked for ownership: if the Secret changed
+	// since, the update fails with a conflict and the next reconcile looks again.
+	if err := r.Client.Update(ctx, desired, client.FieldOwner(FieldOwner)); err != nil {
+		if namespaceGone(err) {
+			return unchanged, nil
+		}
+		return unchanged, fmt.Errorf("updating mirror in %s: %w", desired.Namespace, err)
+	}
+	return updated, nil
+}
+
+// recreate replaces a mirror whose type or immutability cannot change in place.
+func (r *SecretMirrorReconciler) recreate(ctx context.Context, existing, desired *corev1.Secret) (result, error) {
+	if _, err := r.delete(ctx, existing); err != nil {
+		return unchanged, err
+	}
+	if err := r.Client.Create(ctx, desired, client.FieldOwner(FieldOwner)); err != nil && !namespaceGone(err) {
+		return unchanged, fmt.Errorf("recreating mirror in %s: %w", desired.Namespace, err)
+	}
+	return updated, nil
+}
+
+// delete deletes a mirror, on condition that it is still the object whose ownership was checked.
+func (r *SecretMirrorReconciler) delete(ctx context.Context, existing *corev1.Secret) (result, error) {
+	// existing may be shared with the cache: the request is built from a fresh object.
+	target := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: existing.Namespace, Name: existing.Name}}
+	uid, resourceVersion := existing.UID, existing.ResourceVersion
+	err := r.Client.Delete(ctx, target, client.Preconditions{UID: &uid, ResourceVersion: &resourceVersion})
+	switch {
+	case err == nil:
+		return deleted, nil
+	case apierrors.IsNotFound(err):
+		return unchanged, nil
+	}
+	return unchanged, fmt.Errorf("deleting mirror in %s: %w", existing.Namespace, err)
+}
+
+// namespaceGone reports whether a write failed because its namespace is deleted or terminating:
+// no mirror is wanted there any more, so it is not an error.
+func namespaceGone(err error) bool {
+	return apierrors.IsNotFound(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause)
+}

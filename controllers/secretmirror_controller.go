@@ -1,0 +1,125 @@
+// Package controllers holds whisperer's reconciler: it mirrors source Secrets into the
+// namespaces their annotation lists. The decisions are made by internal/mirror; this package
+// observes the cluster, writes what the plan says and reports the outcome.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/whisperer-operator/whisperer/internal/mirror"
+)
+
+// FieldOwner is the field manager of every write whisperer makes, shown in managedFields.
+const FieldOwner = "whisperer"
+
+// conflictRetryInterval is how often a source whose mirror is blocked by someone else's Secret
+// looks again: that Secret is in no cache, so its removal raises no event.
+const conflictRetryInterval = time.Minute
+
+// SecretMirrorReconciler keeps the mirrors of one source Secret at a time equal to it, in the
+// namespaces its annotation lists, and removes the mirrors that are no longer wanted.
+type SecretMirrorReconciler struct {
+	// Client reads sources and namespaces from the manager's label-filtered cache and writes mirrors.
+	Client client.Client
+	// APIReader reads a Secret that blocks a mirror: such Secrets are in no cache.
+	APIReader client.Reader
+	// Recorder records Events on sources.
+	Recorder recorder.EventRecorder
+	// WriteConcurrency bounds the mirror writes of one reconcile that run at once.
+	WriteConcurrency int
+	// MaxConcurrentReconciles bounds the sources reconciled at once.
+	MaxConcurrentReconciles int
+
+	// mirrors reads mirrors from their own label-filtered cache, indexed by source.
+	mirrors client.Reader
+	// notes remembers the Warnings last given to each source, so that each is given once.
+	notes *warningNotes
+}
+
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile converges the mirrors of the source named by req to what the source asks for now.
+// It runs the same way whatever the event was, and for a source that no longer exists.
+func (r *SecretMirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	state, err := r.observe(ctx, req.NamespacedName)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	outcome := r.write(ctx, state, mirror.Plan(state))
+	r.report(ctx, state, outcome)
+	if err := outcome.err(); err != nil {
+		return ctrl.Result{}, fmt.Errorf("writing mirrors of %s: %w", req.NamespacedName, err)
+	}
+	if len(outcome.conflicts) > 0 {
+		return ctrl.Result{RequeueAfter: jitter(conflictRetryInterval)}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// observe reads, from the caches, everything planning needs for one source.
+func (r *SecretMirrorReconciler) observe(ctx context.Context, key types.NamespacedName) (mirror.State, error) {
+	state := mirror.State{Source: key}
+	source := &corev1.Secret{}
+	switch err := r.Client.Get(ctx, key, source); {
+	case apierrors.IsNotFound(err):
+		// Deleted, or no longer labelled for sync: it leaves the source cache either way.
+	case err != nil:
+		return state, fmt.Errorf("reading source: %w", err)
+	case mirror.IsSource(source):
+		state.Secret = source
+		state.Targets = mirror.ParseTargets(source.Annotations[mirror.AnnotationNamespaces])
+	}
+	var err error
+	if state.Namespaces, err = r.listNamespaces(ctx); err != nil {
+		return state, err
+	}
+	if state.Mirrors, err = r.listMirrors(ctx, key); err != nil {
+		return state, err
+	}
+	return state, nil
+}
+
+func (r *SecretMirrorReconciler) listNamespaces(ctx context.Context) ([]mirror.Namespace, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := r.Client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing namespaces: %w", err)
+	}
+	namespaces := make([]mirror.Namespace, 0, len(list.Items))
+	for _, ns := range list.Items {
+		namespaces = append(namespaces, mirror.Namespace{Name: ns.Name, Terminating: ns.DeletionTimestamp != nil})
+	}
+	return namespaces, nil
+}
+
+// listMirrors returns the cached Secrets that claim source in their labels. They are shared
+// with the cache: planning only reads them.
+func (r *SecretMirrorReconciler) listMirrors(ctx context.Context, source types.NamespacedName) ([]*corev1.Secret, error) {
+	list := &corev1.SecretList{}
+	if err := r.mirrors.List(ctx, list, client.MatchingFields{mirrorSourceIndex: source.String()}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing mirrors: %w", err)
+	}
+	mirrors := make([]*corev1.Secret, len(list.Items))
+	for i := range list.Items {
+		mirrors[i] = &list.Items[i]
+	}
+	return mirrors, nil
+}
+
+// jitter spreads retries of many sources over time, between d and 1.5 d.
+func jitter(d time.Duration) time.Duration {
+	return d + rand.N(d/2)
+}

@@ -1,0 +1,154 @@
+// Command whisperer runs the operator that mirrors labelled Secrets into other namespaces.
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/whisperer-operator/whisperer/controllers"
+)
+
+// options are the command-line flags.
+type options struct {
+	metricsAddr             string
+	secureMetrics           bool
+	enableHTTP2             bool
+	probeAddr               string
+	leaderElect             bool
+	leaderElectionNamespace string
+	maxConcurrentReconciles int
+	writeConcurrency        int
+	zap                     zap.Options
+}
+
+// logEnv maps environment variables to the logging flags they stand for when the flag is not
+// given, so that the log level can be switched without editing the command line.
+var logEnv = map[string]string{
+	"WHISPERER_LOG_LEVEL":  "zap-log-level",
+	"WHISPERER_LOG_FORMAT": "zap-encoder",
+}
+
+func parseOptions(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("whisperer", flag.ContinueOnError)
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, "+
+		"for example :8443 (HTTPS) or :8080 (HTTP). 0 disables it.")
+	fs.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to callers authenticated and "+
+		"authorized by the API server.")
+	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Serve metrics over HTTP/2 too. Off by default because of "+
+		"the HTTP/2 Stream Cancellation and Rapid Reset CVEs.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader among replicas, so that only one writes.")
+	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election "+
+		"Lease; defaults to the operator's namespace when it runs in a cluster.")
+	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Sources reconciled at once.")
+	fs.IntVar(&o.writeConcurrency, "mirror-write-concurrency", 16, "Mirror writes of one source made at once.")
+	o.zap.BindFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of whisperer:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\nEnvironment, used when the matching flag is not given:\n"+
+			"  WHISPERER_LOG_LEVEL   like --zap-log-level (debug, info, error, or a verbosity such as 2)\n"+
+			"  WHISPERER_LOG_FORMAT  like --zap-encoder (json or console)\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	return o, applyLogEnv(fs)
+}
+
+func applyLogEnv(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for env, name := range logEnv {
+		if value, ok := os.LookupEnv(env); ok && !given[name] {
+			if err := fs.Set(name, value); err != nil {
+				return fmt.Errorf("%s=%q: %w", env, value, err)
+			}
+		}
+	}
+	return nil
+}
+
+func newScheme() *runtime.Scheme {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	return scheme
+}
+
+func newManager(o options) (ctrl.Manager, error) {
+	var tlsOpts []func(*tls.Config)
+	if !o.enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metrics := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics, TLSOpts: tlsOpts}
+	if o.secureMetrics {
+		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  newScheme(),
+		Cache:                   controllers.CacheOptions(),
+		Metrics:                 metrics,
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "whisperer.secret-syncer.jeffl.es",
+		LeaderElectionNamespace: o.leaderElectionNamespace,
+		// The process exits right after the manager stops: releasing the Lease then lets a
+		// standby take over at once instead of after the lease duration.
+		LeaderElectionReleaseOnCancel: true,
+	})
+}
+
+func run(o options) error {
+	mgr, err := newManager(o)
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	reconciler := &controllers.SecretMirrorReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Recorder:                mgr.GetEventRecorder("whisperer"),
+		WriteConcurrency:        o.writeConcurrency,
+		MaxConcurrentReconciles: o.maxConcurrentReconciles,
+	}
+	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding readiness check: %w", err)
+	}
+	ctrl.Log.Info("Starting whisperer")
+	return mgr.Start(ctx)
+}
+
+func main() {
+	o, err := parseOptions(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	if err := run(o); err != nil {
+		ctrl.Log.Error(err, "Stopped")
+		os.Exit(1)
+	}
+}
