@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -30,6 +31,7 @@ type options struct {
 	leaderElectionNamespace string
 	maxConcurrentReconciles int
 	writeConcurrency        int
+	conflictRetryInterval   time.Duration
 	zap                     zap.Options
 }
 
@@ -55,6 +57,8 @@ func parseOptions(args []string) (options, error) {
 		"Lease; defaults to the operator's namespace when it runs in a cluster.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Sources reconciled at once.")
 	fs.IntVar(&o.writeConcurrency, "mirror-write-concurrency", 16, "Mirror writes of one source made at once.")
+	fs.DurationVar(&o.conflictRetryInterval, "conflict-retry-interval", controllers.DefaultConflictRetryInterval,
+		"How often a source whose mirror is blocked by another Secret of the same name looks again.")
 	o.zap.BindFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage of whisperer:\n")
@@ -123,6 +127,7 @@ func run(o options) error {
 		Recorder:                mgr.GetEventRecorder("whisperer"),
 		WriteConcurrency:        o.writeConcurrency,
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
+		ConflictRetryInterval:   o.conflictRetryInterval,
 	}
 	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/whisperer-operator/whisperer/internal/mirror"
@@ -19,6 +17,7 @@ const (
 	ReasonMirrored          = "Mirrored"
 	ReasonInvalidNamespaces = "InvalidNamespaces"
 	ReasonConflict          = "Conflict"
+	ReasonRefused           = "Refused"
 )
 
 // report logs what a reconcile changed and records it as Events on the source: a Normal Event
@@ -30,13 +29,15 @@ func (r *SecretMirrorReconciler) report(ctx context.Context, state mirror.State,
 		log.Info("Mirrors changed", "created", o.created, "updated", o.updated, "deleted", o.deleted)
 	}
 	if state.Secret == nil {
-		r.notes.forget(state.Source)
+		r.memory.forget(state.Source)
 		return
 	}
+	r.memory.setConflicts(state.Source, o.conflicts)
 	if o.changed() {
 		r.Recorder.Eventf(state.Secret, nil, corev1.EventTypeNormal, ReasonMirrored, "Mirror",
 			"created %d, updated %d, deleted %d mirrors", o.created, o.updated, o.deleted)
 	}
+	r.warnOnChange(state, ReasonRefused, state.Refusal)
 	r.warnOnChange(state, ReasonInvalidNamespaces, describeInvalid(state.Targets.Invalid))
 	r.warnOnChange(state, ReasonConflict, describeConflicts(o.conflicts, state.Source.Name))
 }
@@ -44,7 +45,7 @@ func (r *SecretMirrorReconciler) report(ctx context.Context, state mirror.State,
 // warnOnChange records a Warning with note on the source unless it is the note last recorded for
 // that reason; an empty note means the problem is gone.
 func (r *SecretMirrorReconciler) warnOnChange(state mirror.State, reason, note string) {
-	if r.notes.changed(state.Source, reason, note) {
+	if r.memory.newWarning(state.Source, reason, note) {
 		r.Recorder.Eventf(state.Secret, nil, corev1.EventTypeWarning, reason, "Mirror", "%s", note)
 	}
 }
@@ -53,8 +54,7 @@ func describeInvalid(invalid []string) string {
 	if len(invalid) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("ignored entries of %s that are not namespace names: %s",
-		mirror.AnnotationNamespaces, strings.Join(invalid, "; "))
+	return fmt.Sprintf("ignored entries that can match no namespace: %s", strings.Join(invalid, "; "))
 }
 
 func describeConflicts(namespaces []string, name string) string {
@@ -64,43 +64,4 @@ func describeConflicts(namespaces []string, name string) string {
 	// Writes finish in any order; sorting keeps the note, and so the Warning, stable.
 	return fmt.Sprintf("not mirrored into %s: a Secret named %q that is not a mirror of this source is there and is left untouched",
 		strings.Join(slices.Sorted(slices.Values(namespaces)), ", "), name)
-}
-
-// warningNotes remembers the last Warning note given to each source for each reason. Without
-// it, every resync would repeat the same Warnings.
-type warningNotes struct {
-	mu   sync.Mutex
-	last map[types.NamespacedName]map[string]string
-}
-
-func newWarningNotes() *warningNotes {
-	return &warningNotes{last: map[types.NamespacedName]map[string]string{}}
-}
-
-// changed stores note as the current one for (source, reason) and reports whether it is a new,
-// non-empty note.
-func (n *warningNotes) changed(source types.NamespacedName, reason, note string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	notes := n.last[source]
-	if notes[reason] == note {
-		return false
-	}
-	if note == "" {
-		delete(notes, reason)
-		return false
-	}
-	if notes == nil {
-		notes = map[string]string{}
-		n.last[source] = notes
-	}
-	notes[reason] = note
-	return true
-}
-
-// forget drops what is remembered of a source that is gone.
-func (n *warningNotes) forget(source types.NamespacedName) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	delete(n.last, source)
 }

@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -81,6 +80,10 @@ func (r *SecretMirrorReconciler) write(ctx context.Context, state mirror.State, 
 func (r *SecretMirrorReconciler) writeOne(ctx context.Context, state mirror.State, action mirror.Action) (result, error) {
 	switch action.Kind {
 	case mirror.Create:
+		if r.memory.isConflict(state.Source, action.Namespace) {
+			// Still blocked, most likely: read first rather than make a write that fails.
+			return r.adopt(ctx, state, action.Desired)
+		}
 		return r.create(ctx, state, action.Desired)
 	case mirror.Update:
 		return r.update(ctx, action.Desired)
@@ -95,37 +98,46 @@ func (r *SecretMirrorReconciler) writeOne(ctx context.Context, state mirror.Stat
 // create creates a mirror. When a Secret of that name is already there, it is either a mirror
 // of this source missing from the cache (repaired) or someone else's (a conflict, left alone).
 func (r *SecretMirrorReconciler) create(ctx context.Context, state mirror.State, desired *corev1.Secret) (result, error) {
-	err := r.Client.Create(ctx, desired, client.FieldOwner(FieldOwner))
-	switch {
-	case err == nil:
-		return created, nil
-	case apierrors.IsAlreadyExists(err):
-		return r.adopt(ctx, state, desired.Namespace)
-	case namespaceGone(err):
-		return unchanged, nil
+	res, err := r.createMirror(ctx, desired)
+	if apierrors.IsAlreadyExists(err) {
+		return r.adopt(ctx, state, desired)
 	}
-	return unchanged, fmt.Errorf("creating mirror in %s: %w", desired.Namespace, err)
+	return res, err
 }
 
-// adopt reads the Secret that holds the mirror's name in namespace, live, and repairs it if it
-// is a mirror of this source. Any other Secret is a conflict and is never written.
-func (r *SecretMirrorReconciler) adopt(ctx context.Context, state mirror.State, namespace string) (result, error) {
+// adopt reads the Secret that holds the mirror's name in its namespace, live, and repairs it if
+// it is a mirror of this source; when there is none, it creates desired. Any other Secret is a
+// conflict and is never written.
+func (r *SecretMirrorReconciler) adopt(ctx context.Context, state mirror.State, desired *corev1.Secret) (result, error) {
 	live := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: namespace, Name: state.Source.Name}
-	if err := r.APIReader.Get(ctx, key, live); err != nil {
-		// Gone already (NotFound) or unreadable: either way the next attempt decides.
-		return unchanged, fmt.Errorf("reading existing Secret %s: %w", key, err)
-	}
-	if !mirror.OwnedBy(live, state.Source) {
+	err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(desired), live)
+	switch {
+	case apierrors.IsNotFound(err):
+		return r.createMirror(ctx, desired)
+	case err != nil:
+		return unchanged, fmt.Errorf("reading the Secret that holds the mirror's name in %s: %w", desired.Namespace, err)
+	case !mirror.OwnedBy(live, state.Source):
 		return conflict, nil
 	}
 	switch kind, refreshed := mirror.Refresh(state.Secret, live); kind {
 	case mirror.Update:
 		return r.update(ctx, refreshed)
 	case mirror.Recreate:
-		return r.recreate(ctx, live, mirror.Build(state.Secret, namespace))
+		return r.recreate(ctx, live, desired)
 	}
 	return unchanged, nil
+}
+
+// createMirror creates desired, which is no error when its namespace went away meanwhile.
+func (r *SecretMirrorReconciler) createMirror(ctx context.Context, desired *corev1.Secret) (result, error) {
+	err := r.Client.Create(ctx, desired, client.FieldOwner(FieldOwner))
+	switch {
+	case err == nil:
+		return created, nil
+	case namespaceGone(err):
+		return unchanged, nil
+	}
+	return unchanged, fmt.Errorf("creating mirror in %s: %w", desired.Namespace, err)
 }
 
 func (r *SecretMirrorReconciler) update(ctx context.Context, desired *corev1.Secret) (result, error) {
@@ -145,8 +157,8 @@ func (r *SecretMirrorReconciler) recreate(ctx context.Context, existing, desired
 	if _, err := r.delete(ctx, existing); err != nil {
 		return unchanged, err
 	}
-	if err := r.Client.Create(ctx, desired, client.FieldOwner(FieldOwner)); err != nil && !namespaceGone(err) {
-		return unchanged, fmt.Errorf("recreating mirror in %s: %w", desired.Namespace, err)
+	if res, err := r.createMirror(ctx, desired); res != created {
+		return res, err
 	}
 	return updated, nil
 }

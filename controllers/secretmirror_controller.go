@@ -4,6 +4,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -23,9 +24,9 @@ import (
 // FieldOwner is the field manager of every write whisperer makes, shown in managedFields.
 const FieldOwner = "whisperer"
 
-// conflictRetryInterval is how often a source whose mirror is blocked by someone else's Secret
-// looks again: that Secret is in no cache, so its removal raises no event.
-const conflictRetryInterval = time.Minute
+// DefaultConflictRetryInterval is how often a source whose mirror is blocked by someone else's
+// Secret looks again: that Secret is in no cache, so its removal raises no event.
+const DefaultConflictRetryInterval = time.Minute
 
 // SecretMirrorReconciler keeps the mirrors of one source Secret at a time equal to it, in the
 // namespaces its annotation lists, and removes the mirrors that are no longer wanted.
@@ -40,11 +41,13 @@ type SecretMirrorReconciler struct {
 	WriteConcurrency int
 	// MaxConcurrentReconciles bounds the sources reconciled at once.
 	MaxConcurrentReconciles int
+	// ConflictRetryInterval is how often a source blocked by a conflict looks again; zero means
+	// DefaultConflictRetryInterval.
+	ConflictRetryInterval time.Duration
 
 	// mirrors reads mirrors from their own label-filtered cache, indexed by source.
 	mirrors client.Reader
-	// notes remembers the Warnings last given to each source, so that each is given once.
-	notes *warningNotes
+	memory  *memory
 }
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
@@ -64,7 +67,7 @@ func (r *SecretMirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, fmt.Errorf("writing mirrors of %s: %w", req.NamespacedName, err)
 	}
 	if len(outcome.conflicts) > 0 {
-		return ctrl.Result{RequeueAfter: jitter(conflictRetryInterval)}, nil
+		return ctrl.Result{RequeueAfter: jitter(cmp.Or(r.ConflictRetryInterval, DefaultConflictRetryInterval))}, nil
 	}
 	return ctrl.Result{}, nil
 }
@@ -80,7 +83,8 @@ func (r *SecretMirrorReconciler) observe(ctx context.Context, key types.Namespac
 		return state, fmt.Errorf("reading source: %w", err)
 	case mirror.IsSource(source):
 		state.Secret = source
-		state.Targets = mirror.ParseTargets(source.Annotations[mirror.AnnotationNamespaces])
+		state.Targets = mirror.TargetsOf(source)
+		state.Refusal = mirror.Refusal(source)
 	}
 	var err error
 	if state.Namespaces, err = r.listNamespaces(ctx); err != nil {
@@ -100,9 +104,13 @@ func (r *SecretMirrorReconciler) listNamespaces(ctx context.Context) ([]mirror.N
 	}
 	namespaces := make([]mirror.Namespace, 0, len(list.Items))
 	for _, ns := range list.Items {
-		namespaces = append(namespaces, mirror.Namespace{Name: ns.Name, Terminating: ns.DeletionTimestamp != nil})
+		namespaces = append(namespaces, toNamespace(&ns))
 	}
 	return namespaces, nil
+}
+
+func toNamespace(ns client.Object) mirror.Namespace {
+	return mirror.Namespace{Name: ns.GetName(), Labels: ns.GetLabels(), Terminating: ns.GetDeletionTimestamp() != nil}
 }
 
 // listMirrors returns the cached Secrets that claim source in their labels. They are shared

@@ -10,18 +10,20 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/whisperer-operator/whisperer/internal/mirror"
 )
 
-// mirrorSourceIndex indexes cached mirrors by the "namespace/name" of the source they claim, so
-// that finding the mirrors of a source is a lookup, not a scan of every mirror.
-const mirrorSourceIndex = "whisperer.mirrorSource"
+const (
+	// mirrorSourceIndex indexes cached mirrors by the "namespace/name" of the source they claim,
+	// so that finding the mirrors of a source is a lookup, not a scan of every mirror.
+	mirrorSourceIndex = "whisperer.mirrorSource"
+	// sourceNameIndex indexes cached sources by name, to find the sources that compete for the
+	// name of a Secret that went away.
+	sourceNameIndex = "whisperer.sourceName"
+)
 
 // CacheOptions configures the manager's cache: Secrets only when they are sources (never every
 // Secret in the cluster), and no managedFields, which whisperer never reads.
@@ -43,16 +45,19 @@ func (r *SecretMirrorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	if err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Secret{}, sourceNameIndex, indexByName); err != nil {
+		return fmt.Errorf("indexing sources: %w", err)
+	}
 	r.mirrors = mirrorCache
-	r.notes = newWarningNotes()
+	r.memory = newMemory()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("secretmirror").
 		For(&corev1.Secret{}).
-		WatchesRawSource(source.Kind(mirrorCache, client.Object(&corev1.Secret{}),
-			handler.EnqueueRequestsFromMapFunc(mirrorToSource))).
-		WatchesMetadata(&corev1.Namespace{},
-			handler.EnqueueRequestsFromMapFunc(r.namespaceToSources),
-			builder.WithPredicates(namespaceAppeared())).
+		Watches(&corev1.Secret{}, r.competitorsOnDelete()).
+		WatchesRawSource(source.Kind(mirrorCache, client.Object(&corev1.Secret{}), handler.EnqueueRequestsFromMapFunc(mirrorToSource))).
+		WatchesRawSource(source.Kind(mirrorCache, client.Object(&corev1.Secret{}), r.competitorsOnDelete())).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceToSources),
+			builder.WithPredicates(namespaceAppearedOrRelabelled())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Complete(r)
 }
@@ -93,39 +98,6 @@ func indexBySource(obj client.Object) []string {
 	return nil
 }
 
-// mirrorToSource maps a mirror event to the source the mirror claims, so that an edited or
-// deleted mirror is repaired.
-func mirrorToSource(_ context.Context, obj client.Object) []reconcile.Request {
-	if source, ok := mirror.SourceOf(obj.(*corev1.Secret)); ok {
-		return []reconcile.Request{{NamespacedName: source}}
-	}
-	return nil
-}
-
-// namespaceToSources maps a new namespace to the sources that ask for it.
-func (r *SecretMirrorReconciler) namespaceToSources(ctx context.Context, ns client.Object) []reconcile.Request {
-	sources := &corev1.SecretList{}
-	if err := r.Client.List(ctx, sources, client.UnsafeDisableDeepCopy); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Cannot list sources for a new namespace", "namespace", ns.GetName())
-		return nil
-	}
-	var requests []reconcile.Request
-	for i := range sources.Items {
-		src := &sources.Items[i]
-		if src.Namespace != ns.GetName() && mirror.ParseTargets(src.Annotations[mirror.AnnotationNamespaces]).Matches(ns.GetName()) {
-			requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(src)})
-		}
-	}
-	return requests
-}
-
-// namespaceAppeared passes namespace creations only: a deleted namespace takes its mirrors with
-// it, and their deletion events reach the sources through the mirror watch.
-func namespaceAppeared() predicate.Predicate {
-	return predicate.Funcs{
-		CreateFunc:  func(event.CreateEvent) bool { return true },
-		UpdateFunc:  func(event.UpdateEvent) bool { return false },
-		DeleteFunc:  func(event.DeleteEvent) bool { return false },
-		GenericFunc: func(event.GenericEvent) bool { return false },
-	}
+func indexByName(obj client.Object) []string {
+	return []string{obj.GetName()}
 }

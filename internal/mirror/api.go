@@ -4,8 +4,12 @@
 package mirror
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // The public API, unchanged from whisperer.rs: users select sources and query mirrors with these.
@@ -14,13 +18,33 @@ const (
 	LabelSync = "secret-syncer.jeffl.es/sync"
 	// AnnotationNamespaces lists, comma-separated, the namespaces a source is mirrored into.
 	AnnotationNamespaces = "secret-syncer.jeffl.es/namespaces"
+	// AnnotationNamespaceSelector optionally selects target namespaces by their labels, as a
+	// label selector ("env=prod", "team in (a,b)").
+	AnnotationNamespaceSelector = "secret-syncer.jeffl.es/namespace-selector"
 	// LabelMirror marks every mirror with the value "true".
 	LabelMirror = "secret-syncer.jeffl.es/mirror"
-	// LabelSourceName holds the name of the source a mirror was copied from.
+	// LabelSourceName holds the name of the source a mirror was copied from, as NameLabelValue
+	// gives it: the name itself when it fits in a label value.
 	LabelSourceName = "secret-syncer.jeffl.es/name"
 	// LabelSourceNamespace holds the namespace of the source a mirror was copied from.
 	LabelSourceNamespace = "secret-syncer.jeffl.es/namespace"
 )
+
+// maxLabelValue is the longest label value the API server accepts. Secret names may be longer.
+const maxLabelValue = validation.LabelValueMaxLength
+
+// NameLabelValue returns the value of the name label of a mirror of a source named name: the
+// name itself when it fits in a label value, so that `kubectl get -l` finds it, and otherwise a
+// prefix of it with a hash of the whole, which still tells sources apart. The mirror's own name
+// is always the source's full name.
+func NameLabelValue(name string) string {
+	if len(name) <= maxLabelValue {
+		return name
+	}
+	const hashLength = 10
+	sum := sha256.Sum256([]byte(name))
+	return name[:maxLabelValue-hashLength-1] + "-" + hex.EncodeToString(sum[:])[:hashLength]
+}
 
 // SourceSelector selects the Secrets that can be sources: labelled sync=true and not a
 // mirror, so that a mirror someone labels for sync is never copied onward.

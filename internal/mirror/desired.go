@@ -53,7 +53,7 @@ func Refresh(source, existing *corev1.Secret) (ActionKind, *corev1.Secret) {
 func mirrorLabels(source *corev1.Secret) map[string]string {
 	return map[string]string{
 		LabelMirror:          "true",
-		LabelSourceName:      source.Name,
+		LabelSourceName:      NameLabelValue(source.Name),
 		LabelSourceNamespace: source.Namespace,
 	}
 }

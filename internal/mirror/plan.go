@@ -33,7 +33,8 @@ type Action struct {
 
 // Namespace is what planning needs to know of a namespace.
 type Namespace struct {
-	Name string
+	Name   string
+	Labels map[string]string
 	// Terminating namespaces get no new mirror, and their mirrors are left to the namespace's deletion.
 	Terminating bool
 }
@@ -44,8 +45,10 @@ type State struct {
 	Source types.NamespacedName
 	// Secret is the source, nil when it is gone or is no longer a source: then no mirror is wanted.
 	Secret *corev1.Secret
-	// Targets is the source's parsed namespaces annotation.
+	// Targets is what the source asks for.
 	Targets Targets
+	// Refusal says why the source must not be mirrored (see Refusal); then no mirror is wanted.
+	Refusal string
 	// Namespaces lists every namespace of the cluster.
 	Namespaces []Namespace
 	// Mirrors lists the Secrets whose labels claim Source; Plan only touches those OwnedBy it.
@@ -104,7 +107,7 @@ func (s State) classifyNamespaces() (wanted, terminating map[string]bool) {
 		switch {
 		case ns.Terminating:
 			terminating[ns.Name] = true
-		case s.Secret != nil && ns.Name != s.Source.Namespace && s.Targets.Matches(ns.Name):
+		case s.Secret != nil && s.Refusal == "" && ns.Name != s.Source.Namespace && s.Targets.Matches(ns):
 			wanted[ns.Name] = true
 		}
 	}

@@ -3,12 +3,14 @@ package mirror
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 )
 
@@ -24,6 +26,16 @@ func sourceSecret(annotation string) *corev1.Secret {
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{"secret": []byte("s3cr3t")},
 	}
+}
+
+func withAnnotation(s *corev1.Secret, key, value string) *corev1.Secret {
+	s.Annotations[key] = value
+	return s
+}
+
+func withType(s *corev1.Secret, t corev1.SecretType) *corev1.Secret {
+	s.Type = t
+	return s
 }
 
 func namespaces(names ...string) []Namespace {
@@ -117,6 +129,29 @@ func TestPlan(t *testing.T) {
 			want:    []string{"recreate/target"},
 		},
 		{
+			name:   "patterns: every namespace but the excluded ones and the source's own",
+			secret: sourceSecret("*,!kube-*"), ns: namespaces("source", "default", "kube-system", "kube-public", "team-a"),
+			want: []string{"create/default", "create/team-a"},
+		},
+		{
+			name:   "namespace that stops matching loses its mirror",
+			secret: sourceSecret("team-*"), ns: namespaces("source", "team-a", "other"),
+			mirrors: []*corev1.Secret{inSync("team-a"), inSync("other")},
+			want:    []string{"delete/other"},
+		},
+		{
+			name:   "namespace selector",
+			secret: withAnnotation(sourceSecret(""), AnnotationNamespaceSelector, "env=prod"),
+			ns:     []Namespace{{Name: "source"}, {Name: "p", Labels: map[string]string{"env": "prod"}}, {Name: "d", Labels: map[string]string{"env": "dev"}}},
+			want:   []string{"create/p"},
+		},
+		{
+			name:   "refused source gets no mirror, and loses any it had",
+			secret: withType(sourceSecret("target,target2"), corev1.SecretTypeServiceAccountToken), ns: namespaces("source", "target", "target2"),
+			mirrors: []*corev1.Secret{inSync("target")},
+			want:    []string{"delete/target"},
+		},
+		{
 			name:   "Secrets that do not belong to the source are never touched",
 			secret: nil, ns: namespaces("target", "target2"),
 			mirrors: []*corev1.Secret{
@@ -129,9 +164,13 @@ func TestPlan(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var targets Targets
 			if tt.secret != nil {
-				targets = ParseTargets(tt.secret.Annotations[AnnotationNamespaces])
+				targets = TargetsOf(tt.secret)
 			}
-			got := summary(Plan(State{Source: sourceKey, Secret: tt.secret, Targets: targets, Namespaces: tt.ns, Mirrors: tt.mirrors}))
+			state := State{Source: sourceKey, Secret: tt.secret, Targets: targets, Namespaces: tt.ns, Mirrors: tt.mirrors}
+			if tt.secret != nil {
+				state.Refusal = Refusal(tt.secret)
+			}
+			got := summary(Plan(state))
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("Plan() = %v, want %v", got, tt.want)
 			}
@@ -244,6 +283,24 @@ func TestOwnedBy(t *testing.T) {
 		{name: "no labels", edit: func(m *corev1.Secret) { m.Labels = nil }, want: false},
 		{name: "labels copied onto a Secret of another name", edit: func(m *corev1.Secret) { m.Name = "other" }, want: false},
 	}
+	t.Run("source name longer than a label value", func(t *testing.T) {
+		long := sourceKey
+		long.Name = strings.Repeat("a", 200)
+		src := sourceSecret("target")
+		src.Name = long.Name
+		m := Build(src, "target")
+		if !OwnedBy(m, long) {
+			t.Errorf("the mirror of %s is not OwnedBy it", long)
+		}
+		other := long
+		other.Name = strings.Repeat("a", 199) + "b"
+		if OwnedBy(m, other) {
+			t.Error("a mirror is OwnedBy another long-named source that shares its label prefix")
+		}
+		if errs := validation.IsValidLabelValue(m.Labels[LabelSourceName]); len(errs) > 0 {
+			t.Errorf("name label %q is not a valid label value: %v", m.Labels[LabelSourceName], errs)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := mirror.DeepCopy()

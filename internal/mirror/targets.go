@@ -2,39 +2,111 @@ package mirror
 
 import (
 	"fmt"
+	"path"
+	"regexp"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// Targets is the parsed namespaces annotation of a source.
+// Targets is what a source asks for: the entries of its namespaces annotation and its optional
+// namespace selector annotation.
+//
+// Grammar of the namespaces annotation: comma-separated entries, blanks around them ignored.
+// An entry is a namespace name (target), a glob where * stands for any run of characters and ?
+// for one character (team-*, *), or either of those after ! to exclude (!kube-system, !tmp-*).
+// A namespace is a target when an entry or the selector includes it and no exclusion matches it;
+// the order of entries does not matter.
 type Targets struct {
-	names map[string]struct{}
+	names, excludedNames       map[string]bool
+	patterns, excludedPatterns []string
+	selector                   labels.Selector
 	// Invalid lists the entries that were ignored, each with the reason, in annotation order.
 	Invalid []string
 }
 
-// ParseTargets parses the comma-separated namespaces annotation. It never fails: blanks around
-// entries, empty entries and duplicates are ignored, and entries that cannot be namespace names
-// are left out and listed in Invalid so that the valid ones are still served.
-func ParseTargets(annotation string) Targets {
-	t := Targets{names: map[string]struct{}{}}
-	for _, entry := range strings.Split(annotation, ",") {
-		entry = strings.TrimSpace(entry)
-		if entry == "" {
-			continue
+// globEntry is what may appear in a glob: namespace name characters and the wildcards.
+var globEntry = regexp.MustCompile(`^[a-z0-9?*-]+$`)
+
+// TargetsOf parses the namespaces and namespace selector annotations of source.
+func TargetsOf(source Annotated) Targets {
+	annotations := source.GetAnnotations()
+	return ParseTargets(annotations[AnnotationNamespaces], annotations[AnnotationNamespaceSelector])
+}
+
+// Annotated is anything with annotations, such as a Secret.
+type Annotated interface{ GetAnnotations() map[string]string }
+
+// ParseTargets parses the two annotations. It never fails: blanks, empty entries and duplicates
+// are ignored, and entries that cannot match a namespace are left out and listed in Invalid, so
+// that the valid ones are still served.
+func ParseTargets(namespaces, selector string) Targets {
+	t := Targets{names: map[string]bool{}, excludedNames: map[string]bool{}}
+	for _, entry := range strings.Split(namespaces, ",") {
+		if entry = strings.TrimSpace(entry); entry != "" {
+			t.add(entry)
 		}
-		if errs := validation.IsDNS1123Label(entry); len(errs) > 0 {
-			t.Invalid = append(t.Invalid, fmt.Sprintf("%q: %s", entry, errs[0]))
-			continue
+	}
+	if selector = strings.TrimSpace(selector); selector != "" {
+		parsed, err := labels.Parse(selector)
+		if err != nil {
+			t.Invalid = append(t.Invalid, fmt.Sprintf("%s %q: %v", AnnotationNamespaceSelector, selector, err))
+		} else {
+			t.selector = parsed
 		}
-		t.names[entry] = struct{}{}
 	}
 	return t
 }
 
-// Matches reports whether the annotation asks for namespace.
-func (t Targets) Matches(namespace string) bool {
-	_, ok := t.names[namespace]
-	return ok
+func (t *Targets) add(entry string) {
+	pattern, excluded := strings.CutPrefix(entry, "!")
+	if reason := invalidPattern(pattern); reason != "" {
+		t.Invalid = append(t.Invalid, fmt.Sprintf("%q: %s", entry, reason))
+		return
+	}
+	isGlob := strings.ContainsAny(pattern, "*?")
+	switch {
+	case excluded && isGlob:
+		t.excludedPatterns = append(t.excludedPatterns, pattern)
+	case excluded:
+		t.excludedNames[pattern] = true
+	case isGlob:
+		t.patterns = append(t.patterns, pattern)
+	default:
+		t.names[pattern] = true
+	}
+}
+
+// invalidPattern returns why pattern can match no namespace, or "".
+func invalidPattern(pattern string) string {
+	if !strings.ContainsAny(pattern, "*?") {
+		if errs := validation.IsDNS1123Label(pattern); len(errs) > 0 {
+			return errs[0]
+		}
+		return ""
+	}
+	if !globEntry.MatchString(pattern) {
+		return "a pattern may only hold lower case letters, digits, '-', '*' and '?'"
+	}
+	return ""
+}
+
+// Matches reports whether the source asks for namespace.
+func (t Targets) Matches(namespace Namespace) bool {
+	if t.excludedNames[namespace.Name] || matchesAny(t.excludedPatterns, namespace.Name) {
+		return false
+	}
+	return t.names[namespace.Name] || matchesAny(t.patterns, namespace.Name) ||
+		(t.selector != nil && t.selector.Matches(labels.Set(namespace.Labels)))
+}
+
+func matchesAny(patterns []string, name string) bool {
+	for _, p := range patterns {
+		// Patterns were checked to hold no '[' or '\', so path.Match cannot fail.
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
 }

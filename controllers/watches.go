@@ -1,0 +1,103 @@
+package controllers
+
+import (
+	"context"
+	"maps"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/whisperer-operator/whisperer/internal/mirror"
+)
+
+// mirrorToSource maps a mirror event to the source the mirror claims, so that an edited or
+// deleted mirror is repaired.
+func mirrorToSource(_ context.Context, obj client.Object) []reconcile.Request {
+	if source, ok := mirror.SourceOf(obj.(*corev1.Secret)); ok {
+		return []reconcile.Request{{NamespacedName: source}}
+	}
+	return nil
+}
+
+// competitorsOnDelete handles the deletion of a source or mirror: other sources of the same name
+// may have been blocked by it (a conflict), and get another look at once instead of at their
+// next retry.
+func (r *SecretMirrorReconciler) competitorsOnDelete() handler.EventHandler {
+	return handler.Funcs{
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			for _, req := range r.sourcesNamed(ctx, e.Object.GetName()) {
+				if req.NamespacedName != client.ObjectKeyFromObject(e.Object) {
+					q.Add(req)
+				}
+			}
+		},
+	}
+}
+
+func (r *SecretMirrorReconciler) sourcesNamed(ctx context.Context, name string) []reconcile.Request {
+	sources := &corev1.SecretList{}
+	if err := r.Client.List(ctx, sources, client.MatchingFields{sourceNameIndex: name}, client.UnsafeDisableDeepCopy); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Cannot list sources by name", "name", name)
+		return nil
+	}
+	requests := make([]reconcile.Request, 0, len(sources.Items))
+	for i := range sources.Items {
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&sources.Items[i])})
+	}
+	return requests
+}
+
+// namespaceToSources maps a new or relabelled namespace to the sources that ask for it now and
+// to the sources that have a mirror in it, which may no longer ask for it.
+func (r *SecretMirrorReconciler) namespaceToSources(ctx context.Context, obj client.Object) []reconcile.Request {
+	log := ctrl.LoggerFrom(ctx).WithValues("namespace", obj.GetName())
+	namespace := toNamespace(obj)
+	found := sets.New[types.NamespacedName]()
+
+	sources := &corev1.SecretList{}
+	if err := r.Client.List(ctx, sources, client.UnsafeDisableDeepCopy); err != nil {
+		log.Error(err, "Cannot list sources for a namespace")
+	}
+	for i := range sources.Items {
+		src := &sources.Items[i]
+		if src.Namespace != namespace.Name && mirror.TargetsOf(src).Matches(namespace) {
+			found.Insert(client.ObjectKeyFromObject(src))
+		}
+	}
+	mirrors := &corev1.SecretList{}
+	if err := r.mirrors.List(ctx, mirrors, client.InNamespace(namespace.Name), client.UnsafeDisableDeepCopy); err != nil {
+		log.Error(err, "Cannot list mirrors in a namespace")
+	}
+	for i := range mirrors.Items {
+		if source, ok := mirror.SourceOf(&mirrors.Items[i]); ok {
+			found.Insert(source)
+		}
+	}
+	requests := make([]reconcile.Request, 0, found.Len())
+	for key := range found {
+		requests = append(requests, reconcile.Request{NamespacedName: key})
+	}
+	return requests
+}
+
+// namespaceAppearedOrRelabelled passes the namespace events that can change which sources want
+// it: creation and label changes. A deleted namespace takes its mirrors with it, and their
+// deletion events reach the sources through the mirror watch.
+func namespaceAppearedOrRelabelled() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return true },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+		},
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
