@@ -53,15 +53,23 @@ func (s seed) waitForMirrors(t *testing.T, namespaces ...string) {
 	})
 }
 
-// checkFaithful returns why m is not a faithful mirror of source, or nil.
+// checkFaithful returns why m is not a faithful mirror of source, or nil. Labels that others
+// add to a mirror are allowed.
 func checkFaithful(source, m *corev1.Secret) error {
-	wantLabels := map[string]string{mirror.LabelMirror: "true", mirror.LabelSourceName: source.Name, mirror.LabelSourceNamespace: source.Namespace}
-	switch {
-	case m == nil:
+	if m == nil {
 		return fmt.Errorf("no mirror")
-	case !maps.Equal(m.Labels, wantLabels):
-		return fmt.Errorf("labels %v, want exactly %v", m.Labels, wantLabels)
-	case m.Annotations[mirror.AnnotationNamespaces] != "":
+	}
+	wantLabels := map[string]string{mirror.LabelMirror: "true", mirror.LabelSourceName: mirror.NameLabelValue(source.Name), mirror.LabelSourceNamespace: source.Namespace}
+	for key, value := range wantLabels {
+		if m.Labels[key] != value {
+			return fmt.Errorf("labels %v, want %v among them", m.Labels, wantLabels)
+		}
+	}
+	_, annotated := m.Annotations[mirror.AnnotationNamespaces]
+	switch {
+	case m.Labels[mirror.LabelSync] != "":
+		return fmt.Errorf("carries the sync label")
+	case annotated:
 		return fmt.Errorf("carries the namespaces annotation")
 	case m.Type != corev1.SecretTypeOpaque:
 		return fmt.Errorf("type %q, want Opaque", m.Type)
@@ -88,6 +96,10 @@ func TestSourceIsMirroredIntoListedNamespacesThatExist(t *testing.T) {
 	mirrors := listNamespacesOf(t, client.MatchingLabels{mirror.LabelMirror: "true"}, s.source.Namespace, s.target, s.target2)
 	if want := sorted([]string{s.target, s.target2}); !slices.Equal(sorted(mirrors), want) {
 		t.Errorf("mirrors found by %s=true: %v, want %v", mirror.LabelMirror, mirrors, want)
+	}
+	wantLabels := map[string]string{mirror.LabelMirror: "true", mirror.LabelSourceName: "sync", mirror.LabelSourceNamespace: s.source.Namespace}
+	if got := getSecret(t, s.target, "sync").Labels; !maps.Equal(got, wantLabels) {
+		t.Errorf("mirror labels %v, want exactly %v", got, wantLabels)
 	}
 	if errs := reconcileErrors(t) - errorsBefore; errs != 0 {
 		t.Errorf("%v reconcile errors for a source naming a missing namespace, want none", errs)
@@ -166,21 +178,28 @@ func listNamespacesOf(t *testing.T, labels client.MatchingLabels, within ...stri
 // reconcileErrors reads controller-runtime's count of failed reconciles of this controller.
 func reconcileErrors(t *testing.T) float64 {
 	t.Helper()
+	return counterValue(t, "controller_runtime_reconcile_errors_total", "secretmirror")
+}
+
+// counterValue sums the counter family's series of one controller.
+func counterValue(t *testing.T, family, controller string) float64 {
+	t.Helper()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, family := range families {
-		if family.GetName() != "controller_runtime_reconcile_errors_total" {
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != family {
 			continue
 		}
-		for _, m := range family.GetMetric() {
+		for _, m := range f.GetMetric() {
 			for _, label := range m.GetLabel() {
-				if label.GetName() == "controller" && label.GetValue() == "secretmirror" {
-					return m.GetCounter().GetValue()
+				if label.GetName() == "controller" && label.GetValue() == controller {
+					sum += m.GetCounter().GetValue()
 				}
 			}
 		}
 	}
-	return 0
+	return sum
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -72,13 +74,25 @@ func testLogOutput() *os.File {
 // operator is a running whisperer, wired as main.go wires it.
 type operator struct {
 	stop func()
+	// writes records every write request the operator sent to the API server.
+	writes *writeRecorder
+}
+
+// operatorOption changes the reconciler of a test operator.
+type operatorOption func(*SecretMirrorReconciler)
+
+func withConflictRetry(d time.Duration) operatorOption {
+	return func(r *SecretMirrorReconciler) { r.ConflictRetryInterval = d }
 }
 
 // startOperator starts whisperer against the test cluster; it stops when the test ends or
 // when stop is called.
-func startOperator(t *testing.T) *operator {
+func startOperator(t *testing.T, opts ...operatorOption) *operator {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cluster.Config, ctrl.Options{
+	writes := &writeRecorder{}
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.Wrap(writes.wrap)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -96,13 +110,16 @@ func startOperator(t *testing.T) *operator {
 		Recorder:         mgr.GetEventRecorder("whisperer"),
 		WriteConcurrency: 4,
 	}
+	for _, opt := range opts {
+		opt(r)
+	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	var once sync.Once
-	op := &operator{stop: func() {
+	op := &operator{writes: writes, stop: func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -204,3 +221,41 @@ func eventually(t *testing.T, what string, check func() error) {
 		time.Sleep(interval)
 	}
 }
+
+// writeRecorder records the write requests (anything but get, list and watch) that pass through
+// a client's transport: mirror writes, Events, Leases alike.
+type writeRecorder struct {
+	mu       sync.Mutex
+	requests []string // "METHOD path"
+}
+
+func (w *writeRecorder) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Method != http.MethodGet {
+			w.mu.Lock()
+			w.requests = append(w.requests, req.Method+" "+req.URL.Path)
+			w.mu.Unlock()
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+// in returns the recorded writes to objects in any of namespaces.
+func (w *writeRecorder) in(namespaces ...string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var found []string
+	for _, r := range w.requests {
+		for _, ns := range namespaces {
+			if strings.Contains(r, "/namespaces/"+ns+"/") {
+				found = append(found, r)
+				break
+			}
+		}
+	}
+	return found
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
