@@ -32,6 +32,10 @@ type options struct {
 	maxConcurrentReconciles int
 	writeConcurrency        int
 	conflictRetryInterval   time.Duration
+	resyncPeriod            time.Duration
+	kubeAPIQPS              float64
+	kubeAPIBurst            int
+	pprofAddr               string
 	zap                     zap.Options
 }
 
@@ -59,6 +63,12 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.writeConcurrency, "mirror-write-concurrency", 16, "Mirror writes of one source made at once.")
 	fs.DurationVar(&o.conflictRetryInterval, "conflict-retry-interval", controllers.DefaultConflictRetryInterval,
 		"How often a source whose mirror is blocked by another Secret of the same name looks again.")
+	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "How often each source is reconciled "+
+		"without an event, as a safety net; it writes nothing when mirrors are in sync. 0 disables it.")
+	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 200, "Client-side limit of API requests per second. "+
+		"API Priority and Fairness protects the API server; this only smooths bursts. A negative value disables it.")
+	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Client-side burst of API requests above --kube-api-qps.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of the pprof endpoint, for profiling. 0 disables it.")
 	o.zap.BindFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage of whisperer:\n")
@@ -101,11 +111,14 @@ func newManager(o options) (ctrl.Manager, error) {
 	if o.secureMetrics {
 		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	return ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
+	return ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  newScheme(),
 		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "whisperer.secret-syncer.jeffl.es",
 		LeaderElectionNamespace: o.leaderElectionNamespace,
@@ -128,6 +141,7 @@ func run(o options) error {
 		WriteConcurrency:        o.writeConcurrency,
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		ConflictRetryInterval:   o.conflictRetryInterval,
+		ResyncPeriod:            o.resyncPeriod,
 	}
 	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)

@@ -44,6 +44,9 @@ type SecretMirrorReconciler struct {
 	// ConflictRetryInterval is how often a source blocked by a conflict looks again; zero means
 	// DefaultConflictRetryInterval.
 	ConflictRetryInterval time.Duration
+	// ResyncPeriod is how often each source is reconciled without an event, as a safety net for
+	// anything the watches missed; zero disables it.
+	ResyncPeriod time.Duration
 
 	// mirrors reads mirrors from their own label-filtered cache, indexed by source.
 	mirrors client.Reader
@@ -66,8 +69,11 @@ func (r *SecretMirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := outcome.err(); err != nil {
 		return ctrl.Result{}, fmt.Errorf("writing mirrors of %s: %w", req.NamespacedName, err)
 	}
-	if len(outcome.conflicts) > 0 {
+	switch {
+	case len(outcome.conflicts) > 0:
 		return ctrl.Result{RequeueAfter: jitter(cmp.Or(r.ConflictRetryInterval, DefaultConflictRetryInterval))}, nil
+	case state.Secret != nil && r.ResyncPeriod > 0:
+		return ctrl.Result{RequeueAfter: jitter(r.ResyncPeriod)}, nil
 	}
 	return ctrl.Result{}, nil
 }
@@ -127,7 +133,7 @@ func (r *SecretMirrorReconciler) listMirrors(ctx context.Context, source types.N
 	return mirrors, nil
 }
 
-// jitter spreads retries of many sources over time, between d and 1.5 d.
+// jitter spreads the requeues of many sources over time, between d and 1.5 d.
 func jitter(d time.Duration) time.Duration {
 	return d + rand.N(d/2)
 }

@@ -81,6 +81,10 @@ type operator struct {
 // operatorOption changes the reconciler of a test operator.
 type operatorOption func(*SecretMirrorReconciler)
 
+func withResync(d time.Duration) operatorOption {
+	return func(r *SecretMirrorReconciler) { r.ResyncPeriod = d }
+}
+
 func withConflictRetry(d time.Duration) operatorOption {
 	return func(r *SecretMirrorReconciler) { r.ConflictRetryInterval = d }
 }
