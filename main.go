@@ -13,6 +13,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -70,6 +71,8 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Client-side burst of API requests above --kube-api-qps.")
 	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of the pprof endpoint, for profiling. 0 disables it.")
 	o.zap.BindFlags(fs)
+	// --kubeconfig, read by ctrl.GetConfig; without it: $KUBECONFIG, in-cluster, ~/.kube/config.
+	config.RegisterFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage of whisperer:\n")
 		fs.PrintDefaults()
@@ -111,7 +114,10 @@ func newManager(o options) (ctrl.Manager, error) {
 	if o.secureMetrics {
 		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	cfg := ctrl.GetConfigOrDie()
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no cluster to connect to: %w", err)
+	}
 	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
 	return ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  newScheme(),
