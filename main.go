@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -20,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/whisperer-operator/whisperer/controllers"
+	"github.com/whisperer-operator/whisperer/internal/mirror"
 )
 
 // options are the command-line flags.
@@ -37,6 +39,7 @@ type options struct {
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
 	pprofAddr               string
+	policy                  mirror.Policy
 	zap                     zap.Options
 }
 
@@ -70,6 +73,24 @@ func parseOptions(args []string) (options, error) {
 		"API Priority and Fairness protects the API server; this only smooths bursts. A negative value disables it.")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Client-side burst of API requests above --kube-api-qps.")
 	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of the pprof endpoint, for profiling. 0 disables it.")
+	fs.Func("source-namespaces", "Comma-separated namespaces and globs (team-*) whose Secrets may be sources; "+
+		"a labelled Secret elsewhere is refused with a Warning Event. Empty (the default) allows every namespace: "+
+		"set this first in a multi-tenant cluster.", func(v string) (err error) {
+		o.policy.SourceNamespaces, err = mirror.ParsePatterns(v)
+		return err
+	})
+	fs.Func("exclude-namespaces", "Comma-separated namespaces and globs that never receive a mirror, whatever a "+
+		"source asks (for example kube-*). Namespaces labelled "+mirror.LabelIgnore+"=true are excluded too.",
+		func(v string) (err error) {
+			o.policy.ExcludedNamespaces, err = mirror.ParsePatterns(v)
+			return err
+		})
+	fs.Func("require-target-label", "A label selector (key, key=value) that every namespace must match to "+
+		"receive mirrors, for example secret-syncer.jeffl.es/allow-mirrors=true. Empty (the default) requires none.",
+		func(v string) (err error) {
+			o.policy.TargetSelector, err = labels.Parse(v)
+			return err
+		})
 	o.zap.BindFlags(fs)
 	// --kubeconfig, read by ctrl.GetConfig; without it: $KUBECONFIG, in-cluster, ~/.kube/config.
 	config.RegisterFlags(fs)
@@ -148,6 +169,7 @@ func run(o options) error {
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		ConflictRetryInterval:   o.conflictRetryInterval,
 		ResyncPeriod:            o.resyncPeriod,
+		Policy:                  o.policy,
 	}
 	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)

@@ -47,6 +47,8 @@ type SecretMirrorReconciler struct {
 	// ResyncPeriod is how often each source is reconciled without an event, as a safety net for
 	// anything the watches missed; zero disables it.
 	ResyncPeriod time.Duration
+	// Policy is what the administrator allows: source namespaces, excluded target namespaces.
+	Policy mirror.Policy
 
 	// mirrors reads mirrors from their own label-filtered cache, indexed by source.
 	mirrors client.Reader
@@ -80,7 +82,7 @@ func (r *SecretMirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 
 // observe reads, from the caches, everything planning needs for one source.
 func (r *SecretMirrorReconciler) observe(ctx context.Context, key types.NamespacedName) (mirror.State, error) {
-	state := mirror.State{Source: key}
+	state := mirror.State{Source: key, Policy: r.Policy}
 	source := &corev1.Secret{}
 	switch err := r.Client.Get(ctx, key, source); {
 	case apierrors.IsNotFound(err):
@@ -90,7 +92,7 @@ func (r *SecretMirrorReconciler) observe(ctx context.Context, key types.Namespac
 	case mirror.IsSource(source):
 		state.Secret = source
 		state.Targets = mirror.TargetsOf(source)
-		state.Refusal = mirror.Refusal(source)
+		state.Refusal = r.Policy.Refusal(source)
 	}
 	var err error
 	if state.Namespaces, err = r.listNamespaces(ctx); err != nil {

@@ -47,8 +47,10 @@ type State struct {
 	Secret *corev1.Secret
 	// Targets is what the source asks for.
 	Targets Targets
-	// Refusal says why the source must not be mirrored (see Refusal); then no mirror is wanted.
+	// Refusal says why the source must not be mirrored (see Policy.Refusal); then no mirror is wanted.
 	Refusal string
+	// Policy says which namespaces may receive mirrors at all.
+	Policy Policy
 	// Namespaces lists every namespace of the cluster.
 	Namespaces []Namespace
 	// Mirrors lists the Secrets whose labels claim Source; Plan only touches those OwnedBy it.
@@ -107,7 +109,7 @@ func (s State) classifyNamespaces() (wanted, terminating map[string]bool) {
 		switch {
 		case ns.Terminating:
 			terminating[ns.Name] = true
-		case s.Secret != nil && s.Refusal == "" && ns.Name != s.Source.Namespace && s.Targets.Matches(ns):
+		case s.Secret != nil && s.Refusal == "" && ns.Name != s.Source.Namespace && s.Targets.Matches(ns) && s.Policy.AllowsTarget(ns):
 			wanted[ns.Name] = true
 		}
 	}

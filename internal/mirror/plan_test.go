@@ -66,6 +66,7 @@ func TestPlan(t *testing.T) {
 	tests := []struct {
 		name    string
 		secret  *corev1.Secret
+		policy  Policy
 		ns      []Namespace
 		mirrors []*corev1.Secret
 		want    []string
@@ -152,6 +153,19 @@ func TestPlan(t *testing.T) {
 			want:    []string{"delete/target"},
 		},
 		{
+			name:   "excluded and opted-out namespaces get no mirror and lose theirs",
+			secret: sourceSecret("*"), policy: Policy{ExcludedNamespaces: Patterns{"kube-*"}},
+			ns:      []Namespace{{Name: "source"}, {Name: "kube-system"}, {Name: "opted-out", Labels: map[string]string{LabelIgnore: "true"}}, {Name: "team"}},
+			mirrors: []*corev1.Secret{inSync("kube-system"), inSync("opted-out"), inSync("team")},
+			want:    []string{"delete/kube-system", "delete/opted-out"},
+		},
+		{
+			name:   "source outside the allowed source namespaces loses its mirrors",
+			secret: src, policy: Policy{SourceNamespaces: Patterns{"secrets"}}, ns: namespaces("source", "target", "target2"),
+			mirrors: []*corev1.Secret{inSync("target")},
+			want:    []string{"delete/target"},
+		},
+		{
 			name:   "Secrets that do not belong to the source are never touched",
 			secret: nil, ns: namespaces("target", "target2"),
 			mirrors: []*corev1.Secret{
@@ -166,9 +180,9 @@ func TestPlan(t *testing.T) {
 			if tt.secret != nil {
 				targets = TargetsOf(tt.secret)
 			}
-			state := State{Source: sourceKey, Secret: tt.secret, Targets: targets, Namespaces: tt.ns, Mirrors: tt.mirrors}
+			state := State{Source: sourceKey, Secret: tt.secret, Targets: targets, Namespaces: tt.ns, Mirrors: tt.mirrors, Policy: tt.policy}
 			if tt.secret != nil {
-				state.Refusal = Refusal(tt.secret)
+				state.Refusal = tt.policy.Refusal(tt.secret)
 			}
 			got := summary(Plan(state))
 			if !slices.Equal(got, tt.want) {

@@ -12,8 +12,8 @@ func IsSource(secret *corev1.Secret) bool {
 	return secret.Labels[LabelSync] == "true" && !hasLabel(secret, LabelMirror)
 }
 
-// Refusal returns why a source must not be mirrored at all, or "" when it may be.
-func Refusal(source *corev1.Secret) string {
+// typeRefusal returns why a source of this type must never be mirrored, or "".
+func typeRefusal(source *corev1.Secret) string {
 	switch source.Type {
 	case corev1.SecretTypeServiceAccountToken:
 		// A copy in another namespace hands the service account's credentials to everyone who
