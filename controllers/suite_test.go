@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -81,6 +82,10 @@ type operator struct {
 // operatorOption changes the reconciler of a test operator.
 type operatorOption func(*SecretMirrorReconciler)
 
+func withPolicy(p mirror.Policy) operatorOption {
+	return func(r *SecretMirrorReconciler) { r.Policy = p }
+}
+
 func withResync(d time.Duration) operatorOption {
 	return func(r *SecretMirrorReconciler) { r.ResyncPeriod = d }
 }
@@ -93,10 +98,17 @@ func withConflictRetry(d time.Duration) operatorOption {
 // when stop is called.
 func startOperator(t *testing.T, opts ...operatorOption) *operator {
 	t.Helper()
+	return startOperatorLogging(t, ctrl.Log, opts...)
+}
+
+// startOperatorLogging is startOperator with the operator's logs sent to log.
+func startOperatorLogging(t *testing.T, log logr.Logger, opts ...operatorOption) *operator {
+	t.Helper()
 	writes := &writeRecorder{}
 	cfg := rest.CopyConfig(cluster.Config)
 	cfg.Wrap(writes.wrap)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Logger:                 log,
 		Scheme:                 scheme,
 		Cache:                  CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
