@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +36,9 @@ type Options struct {
 	Controllers []string
 	// Output receives the control plane processes' logs; nil discards them.
 	Output io.Writer
+	// APIServerFlags are extra kube-apiserver flags, by name without the leading dashes, for
+	// example "audit-log-path".
+	APIServerFlags map[string]string
 }
 
 // Cluster is a running local control plane.
@@ -69,8 +73,17 @@ func Start(opts Options) (*Cluster, error) {
 		ControlPlaneStopTimeout:  stopTimeout,
 		AttachControlPlaneOutput: opts.Output != nil,
 	}}
+	apiServer := c.env.ControlPlane.GetAPIServer()
+	// A certificate folder of our own, removed by Stop: envtest would remove one it created
+	// when the API server stops, and StartAPIServer needs the same certificates again.
+	apiServer.CertDir = filepath.Join(dir, "apiserver")
+	if err := os.Mkdir(apiServer.CertDir, 0o700); err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dir))
+	}
+	for name, value := range opts.APIServerFlags {
+		apiServer.Configure().Set(name, value)
+	}
 	if opts.Output != nil {
-		apiServer := c.env.ControlPlane.GetAPIServer()
 		apiServer.Out, apiServer.Err = opts.Output, opts.Output
 		c.env.ControlPlane.Etcd = &envtest.Etcd{Out: opts.Output, Err: opts.Output}
 	}
@@ -127,6 +140,41 @@ func (c *Cluster) startControllerManager(assets string, opts Options) error {
 	}
 	c.controllers, c.exited = cmd, make(chan struct{})
 	go func() { _ = cmd.Wait(); close(c.exited) }()
+	return nil
+}
+
+// AddUser returns a config and a kubeconfig that reach the API server as a new user of that name
+// and groups, authenticated by a client certificate. Group system:masters may do anything.
+func (c *Cluster) AddUser(name string, groups ...string) (*rest.Config, []byte, error) {
+	user, err := c.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("adding user %s: %w", name, err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("writing kubeconfig of %s: %w", name, err)
+	}
+	return user.Config(), kubeconfig, nil
+}
+
+// EtcdURL is the client URL of the cluster's etcd.
+func (c *Cluster) EtcdURL() *url.URL {
+	return c.env.ControlPlane.Etcd.URL
+}
+
+// StopAPIServer stops kube-apiserver alone, as an outage would; etcd and kube-controller-manager
+// keep running. StartAPIServer brings it back.
+func (c *Cluster) StopAPIServer() error {
+	return c.env.ControlPlane.APIServer.Stop()
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the same address, with the
+// same certificates and etcd, and returns once it is ready: existing clients and users work
+// again unchanged.
+func (c *Cluster) StartAPIServer() error {
+	if err := c.env.ControlPlane.APIServer.Start(); err != nil {
+		return fmt.Errorf("starting kube-apiserver: %w", err)
+	}
 	return nil
 }
 
