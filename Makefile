@@ -69,8 +69,13 @@ test-e2e: build $(CONTROL_PLANE) $(KUTTL) $(LOCALCLUSTER) ## Run the kuttl suite
 	PATH="$(K8S_ASSETS):$(LOCALBIN):$$PATH" $(LOCALCLUSTER) run --kubeconfig .local/e2e/kubeconfig --log .local/e2e/controlplane.log -- \
 		$(KUTTL) test --config tests/kuttl/kuttl-test.yaml
 
+.PHONY: test-reliability
+test-reliability: build $(CONTROL_PLANE) $(KUSTOMIZE) ## Run the fault tolerance suite (test/reliability) on bin/whisperer processes and a local control plane.
+	go vet -tags reliability ./test/reliability/...
+	WHISPERER=$(WHISPERER) KUSTOMIZE=$(KUSTOMIZE) go test -tags reliability ./test/reliability/... -count=1 -timeout 15m -v
+
 .PHONY: test-all
-test-all: verify test test-e2e ## Everything CI runs (.ci/run): checks, unit, envtest and kuttl tests.
+test-all: verify test test-e2e test-reliability ## Everything CI runs (.ci/run): checks, unit, envtest, kuttl and reliability tests.
 
 ##@ Build
 

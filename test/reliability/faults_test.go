@@ -1,0 +1,140 @@
+//go:build reliability
+
+package reliability
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+)
+
+// The operator reaches the API server through a proxy that answers a share of its Secret writes
+// with 409 Conflict or 429 Too Many Requests (Retry-After: 1). It must converge anyway, honour
+// Retry-After, back off when a write keeps failing, and settle: no hot loop.
+func TestConflictsAndThrottling(t *testing.T) {
+	e := newEnv(t)
+	targets := names("ft", 30, 2)
+	e.createNamespaces(append([]string{"ft-src", "ft-hot"}, targets...)...)
+	proxy := e.startFaultProxy("faulty")
+	// 3 writes in 10 get a conflict, 1 in 10 is throttled.
+	proxy.setFaults(func(n int, _ string) fault {
+		switch n % 10 {
+		case 0, 3, 6:
+			return conflict
+		case 8:
+			return throttle
+		}
+		return pass
+	})
+	op := e.runOperator("faulty", proxy.user, proxy.kubeconfig(t))
+
+	source := types.NamespacedName{Namespace: "ft-src", Name: "creds"}
+	started := time.Now()
+	e.createSource(source.Namespace, source.Name, "ft-0*, ft-1*, ft-2*", map[string][]byte{"password": []byte("v1")})
+	want := sets.New(targets...)
+	e.waitMirrors(source, want, 2*time.Minute)
+	e.updateSource(source, func(s *corev1.Secret) { s.Data["password"] = []byte("v2") })
+	e.waitMirrors(source, want, 2*time.Minute)
+	e.updateSource(source, func(s *corev1.Secret) { s.Annotations[namespacesAnnotation] = "ft-0*, ft-1*" })
+	want.Delete(targets[20:]...)
+	e.waitMirrors(source, want, 2*time.Minute)
+	converged := since(started)
+	settle()
+
+	const needed = 30 + 30 + 10 // creates, updates, deletes
+	seen := proxy.seen()
+	faults := map[fault]int{}
+	for _, w := range seen {
+		faults[w.fault]++
+	}
+	reconciles := op.reconciles()
+	reconcileErrors := int(op.metric("controller_runtime_reconcile_errors_total", map[string]string{"controller": "secretmirror"}))
+	got := e.secretWrites(proxy.user, time.Time{}, time.Time{})
+	t.Logf("409/429: %d needed writes took %d write requests (%d answered 409, %d answered 429, %d passed) and %d reconciles (%d failed); converged in %s",
+		needed, len(seen), faults[conflict], faults[throttle], faults[pass], reconciles, reconcileErrors, converged)
+	if wantWrites := (writeCounts{create: 30, update: 30, delete: 10}); got != wantWrites {
+		t.Errorf("writes the API server carried out: %s; want %s", got, wantWrites)
+	}
+	if faults[conflict] < 10 || faults[throttle] < 3 {
+		t.Fatalf("too few faults injected to test anything: %v", faults)
+	}
+	if len(seen) > 3*needed {
+		t.Errorf("%d write requests for %d writes: retries are not bounded", len(seen), needed)
+	}
+	if reconciles > 60 {
+		t.Errorf("%d reconciles for 3 changes of one source: hot loop", reconciles)
+	}
+
+	// client-go retries a 429 itself, after Retry-After; a retry sooner would be a hot loop.
+	var gaps []time.Duration
+	for i, w := range seen {
+		if w.fault != throttle {
+			continue
+		}
+		for _, next := range seen[i+1:] {
+			if next.method == w.method && next.path == w.path {
+				gaps = append(gaps, next.at.Sub(w.at).Round(time.Millisecond))
+				break
+			}
+		}
+	}
+	if len(gaps) == 0 {
+		t.Fatal("no throttled write was retried")
+	}
+	t.Logf("429: %d throttled writes retried after %s at the soonest (Retry-After: 1s)", len(gaps), slices.Min(gaps))
+	if slices.Min(gaps) < 900*time.Millisecond {
+		t.Errorf("a throttled write was retried after %s, before its Retry-After of 1s", slices.Min(gaps))
+	}
+
+	// Converged, with the faults still on: nothing more happens.
+	quietFrom, quietReconciles := len(proxy.seen()), op.reconciles()
+	time.Sleep(8 * time.Second)
+	if r, w := op.reconciles()-quietReconciles, len(proxy.seen())-quietFrom; r != 0 || w != 0 {
+		t.Errorf("converged, yet %d reconciles and %d write requests in 8s", r, w)
+	}
+
+	t.Log("step: persistent conflict backs off")
+	{
+		proxy.setFaults(func(_ int, namespace string) fault {
+			if namespace == "ft-hot" {
+				return conflict
+			}
+			return pass
+		})
+		from, fromReconciles := len(proxy.seen()), op.reconciles()
+		e.updateSource(source, func(s *corev1.Secret) { s.Annotations[namespacesAnnotation] = "ft-0*, ft-1*, ft-hot" })
+		const window = 12 * time.Second
+		time.Sleep(window)
+		var attempts []time.Time
+		for _, w := range proxy.seen()[from:] {
+			if w.namespace == "ft-hot" {
+				attempts = append(attempts, w.at)
+			}
+		}
+		reconciled := op.reconciles() - fromReconciles
+		var intervals []string
+		for i := 1; i < len(attempts); i++ {
+			intervals = append(intervals, attempts[i].Sub(attempts[i-1]).Round(time.Millisecond).String())
+		}
+		t.Logf("a write failing with 409 for %s: %d attempts, %d reconciles; intervals between attempts: %v", window, len(attempts), reconciled, intervals)
+		// The controller's rate limiter doubles the delay from 5 ms: about 12 attempts in 12 s.
+		// Without backoff there would be hundreds.
+		if len(attempts) < 3 || len(attempts) > 30 || reconciled > 40 {
+			t.Errorf("%d attempts and %d reconciles in %s; want between 3 and 30 attempts: exponential backoff", len(attempts), reconciled, window)
+		}
+		op.requireRunning()
+
+		proxy.setFaults(func(int, string) fault { return pass })
+		want.Insert("ft-hot")
+		took := e.waitMirrors(source, want, time.Minute)
+		t.Logf("the fault lifted, the mirror was written %s later, at the next retry", took)
+		if err := e.checkMirrors(t.Context(), source, want); err != nil {
+			t.Error(fmt.Errorf("after recovery: %w", err))
+		}
+	}
+}
