@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -33,12 +34,17 @@ type outcome struct {
 	created, updated, deleted int
 	// conflicts lists the namespaces where a Secret that is not a mirror of the source holds its name.
 	conflicts []string
-	errs      []error
+	// written holds the namespaces where a write succeeded.
+	written sets.Set[string]
+	errs    []error
 }
 
 func (o *outcome) add(namespace string, res result, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if res == created || res == updated || res == deleted {
+		o.written.Insert(namespace)
+	}
 	switch res {
 	case created:
 		o.created++
@@ -61,7 +67,7 @@ func (o *outcome) err() error { return errors.Join(o.errs...) }
 // write carries out the planned actions, at most WriteConcurrency at once. A failed write does
 // not stop the others: every mirror that can converge does.
 func (r *SecretMirrorReconciler) write(ctx context.Context, state mirror.State, actions []mirror.Action) *outcome {
-	o := &outcome{}
+	o := &outcome{written: sets.New[string]()}
 	slots := make(chan struct{}, max(1, r.WriteConcurrency))
 	var wg sync.WaitGroup
 	for _, action := range actions {
@@ -78,17 +84,18 @@ func (r *SecretMirrorReconciler) write(ctx context.Context, state mirror.State, 
 }
 
 func (r *SecretMirrorReconciler) writeOne(ctx context.Context, state mirror.State, action mirror.Action) (result, error) {
+	object := action.Object(state.Secret)
 	switch action.Kind {
 	case mirror.Create:
 		if r.memory.isConflict(state.Source, action.Namespace) {
 			// Still blocked, most likely: read first rather than make a write that fails.
-			return r.adopt(ctx, state, action.Desired)
+			return r.adopt(ctx, state, object)
 		}
-		return r.create(ctx, state, action.Desired)
+		return r.create(ctx, state, object)
 	case mirror.Update:
-		return r.update(ctx, action.Desired)
+		return r.update(ctx, object)
 	case mirror.Recreate:
-		return r.recreate(ctx, action.Existing, action.Desired)
+		return r.recreate(ctx, action.Existing, object)
 	case mirror.Delete:
 		return r.delete(ctx, action.Existing)
 	}
@@ -119,9 +126,9 @@ func (r *SecretMirrorReconciler) adopt(ctx context.Context, state mirror.State, 
 	case !mirror.OwnedBy(live, state.Source):
 		return conflict, nil
 	}
-	switch kind, refreshed := mirror.Refresh(state.Secret, live); kind {
+	switch mirror.Diff(state.Secret, live) {
 	case mirror.Update:
-		return r.update(ctx, refreshed)
+		return r.update(ctx, mirror.Updated(state.Secret, live))
 	case mirror.Recreate:
 		return r.recreate(ctx, live, desired)
 	}

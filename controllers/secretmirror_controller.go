@@ -67,6 +67,7 @@ func (r *SecretMirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	outcome := r.write(ctx, state, mirror.Plan(state))
+	r.awaitCache(ctx, state, outcome.written)
 	r.report(ctx, state, outcome)
 	if err := outcome.err(); err != nil {
 		return ctrl.Result{}, fmt.Errorf("writing mirrors of %s: %w", req.NamespacedName, err)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -33,9 +34,44 @@ func CacheOptions() cache.Options {
 		ReaderFailOnMissingInformer: true,
 		DefaultTransform:            cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: mirror.SourceSelector()},
+			&corev1.Secret{}:    {Label: mirror.SourceSelector(), Transform: withoutLastApplied},
+			&corev1.Namespace{}: {Transform: withoutAnnotations},
 		},
 	}
+}
+
+// The cache transforms keep only what whisperer reads, so that its memory follows the number of
+// sources, mirrors and namespaces, not their size.
+
+var stripManagedFields = cache.TransformStripManagedFields()
+
+// withoutLastApplied drops kubectl's copy of a source, which holds its data a second time.
+func withoutLastApplied(obj any) (any, error) {
+	obj, err := stripManagedFields(obj)
+	if o, ok := obj.(client.Object); ok && o.GetAnnotations()[corev1.LastAppliedConfigAnnotation] != "" {
+		annotations := maps.Clone(o.GetAnnotations())
+		delete(annotations, corev1.LastAppliedConfigAnnotation)
+		o.SetAnnotations(annotations)
+	}
+	return obj, err
+}
+
+// withoutAnnotations drops a namespace's annotations: whisperer reads its name and labels.
+func withoutAnnotations(obj any) (any, error) {
+	obj, err := stripManagedFields(obj)
+	if o, ok := obj.(client.Object); ok {
+		o.SetAnnotations(nil)
+	}
+	return obj, err
+}
+
+// withDataDigest replaces a mirror's data by its digest (see mirror.DigestData).
+func withDataDigest(obj any) (any, error) {
+	obj, err := stripManagedFields(obj)
+	if s, ok := obj.(*corev1.Secret); ok {
+		mirror.DigestData(s)
+	}
+	return obj, err
 }
 
 // SetupWithManager registers the reconciler and its watches: sources (manager cache), mirrors
@@ -70,7 +106,7 @@ func newMirrorCache(ctx context.Context, mgr ctrl.Manager) (cache.Cache, error) 
 		ReaderFailOnMissingInformer: true,
 		DefaultTransform:            cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: mirror.MirrorSelector()},
+			&corev1.Secret{}: {Label: mirror.MirrorSelector(), Transform: withDataDigest},
 		},
 	})
 	if err != nil {

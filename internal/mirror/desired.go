@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"bytes"
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,20 +23,26 @@ func Build(source *corev1.Secret, namespace string) *corev1.Secret {
 	}
 }
 
-// Refresh compares an existing mirror with its source. It returns the kind of write needed to make
-// existing faithful again (Update, Recreate, or "" when it already is) and, for Update, the object
-// to write: existing with the source's content, keeping the labels and annotations that others
-// added. Type and immutability cannot change in place, so those differences need a Recreate.
-func Refresh(source, existing *corev1.Secret) (ActionKind, *corev1.Secret) {
+// Diff compares an existing mirror with its source and returns the write that makes existing
+// faithful again: Update, Recreate, or "" when it already is. Type and immutability cannot change
+// back in place, so those differences need a Recreate.
+func Diff(source, existing *corev1.Secret) ActionKind {
 	contentDiffers := !sameData(source.Data, existing.Data) || isImmutable(source) != isImmutable(existing)
 	switch {
 	case source.Type != existing.Type:
-		return Recreate, nil
+		return Recreate
 	case isImmutable(existing) && contentDiffers:
-		return Recreate, nil
-	case !contentDiffers && hasMirrorMetadata(source, existing):
-		return "", nil
+		return Recreate
+	case contentDiffers || !hasMirrorMetadata(source, existing):
+		return Update
 	}
+	return ""
+}
+
+// Updated returns the object that updates existing to a faithful mirror of source: existing with
+// the source's content and the mirror labels, keeping the labels and annotations others added.
+// It never modifies existing, which may be shared with the cache.
+func Updated(source, existing *corev1.Secret) *corev1.Secret {
 	updated := existing.DeepCopy()
 	updated.Data = maps.Clone(source.Data)
 	updated.Immutable = source.Immutable
@@ -47,7 +52,7 @@ func Refresh(source, existing *corev1.Secret) (ActionKind, *corev1.Secret) {
 	maps.Copy(updated.Labels, mirrorLabels(source))
 	delete(updated.Labels, LabelSync)
 	delete(updated.Annotations, AnnotationNamespaces)
-	return Update, updated
+	return updated
 }
 
 func mirrorLabels(source *corev1.Secret) map[string]string {
@@ -68,10 +73,6 @@ func hasMirrorMetadata(source, existing *corev1.Secret) bool {
 	}
 	_, annotated := existing.Annotations[AnnotationNamespaces]
 	return !hasLabel(existing, LabelSync) && !annotated
-}
-
-func sameData(a, b map[string][]byte) bool {
-	return maps.EqualFunc(a, b, bytes.Equal)
 }
 
 func isImmutable(secret *corev1.Secret) bool {

@@ -24,11 +24,23 @@ type Action struct {
 	Kind ActionKind
 	// Namespace is the namespace of the mirror.
 	Namespace string
-	// Existing is the mirror as last seen, nil for Create. Deletes are made conditional on its
-	// UID and resourceVersion, so that nothing changed since the ownership check is deleted.
+	// Existing is the mirror as last seen, nil for Create. Deletes and updates are made
+	// conditional on its resourceVersion, so that nothing changed since the ownership check is
+	// overwritten or deleted.
 	Existing *corev1.Secret
-	// Desired is the object to write, nil for Delete.
-	Desired *corev1.Secret
+}
+
+// Object returns the object that the action writes for source: nil for Delete. It is built when
+// the write is made, not when it is planned, so that a plan for thousands of namespaces holds no
+// copy of the source's data.
+func (a Action) Object(source *corev1.Secret) *corev1.Secret {
+	switch a.Kind {
+	case Create, Recreate:
+		return Build(source, a.Namespace)
+	case Update:
+		return Updated(source, a.Existing)
+	}
+	return nil
 }
 
 // Namespace is what planning needs to know of a namespace.
@@ -75,7 +87,7 @@ func Plan(s State) []Action {
 	}
 	for namespace := range wanted {
 		if !seen[namespace] {
-			actions = append(actions, Action{Kind: Create, Namespace: namespace, Desired: Build(s.Secret, namespace)})
+			actions = append(actions, Action{Kind: Create, Namespace: namespace})
 		}
 	}
 	slices.SortFunc(actions, func(a, b Action) int { return cmp.Compare(a.Namespace, b.Namespace) })
@@ -90,14 +102,16 @@ func (s State) planExisting(existing *corev1.Secret, wanted, terminating bool) (
 	case !wanted:
 		return Action{Kind: Delete, Namespace: namespace, Existing: existing}, true
 	}
-	kind, updated := Refresh(s.Secret, existing)
-	switch kind {
-	case Update:
-		return Action{Kind: Update, Namespace: namespace, Existing: existing, Desired: updated}, true
-	case Recreate:
-		return Action{Kind: Recreate, Namespace: namespace, Existing: existing, Desired: Build(s.Secret, namespace)}, true
+	if kind := Diff(s.Secret, existing); kind != "" {
+		return Action{Kind: kind, Namespace: namespace, Existing: existing}, true
 	}
 	return Action{}, false
+}
+
+// Wanted returns the namespaces that must hold a mirror of s.Source.
+func (s State) Wanted() map[string]bool {
+	wanted, _ := s.classifyNamespaces()
+	return wanted
 }
 
 // classifyNamespaces returns the namespaces that must hold a mirror of s.Source (those the

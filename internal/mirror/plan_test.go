@@ -213,7 +213,7 @@ func TestBuildCopiesContentAndNeverTheSourceMarkers(t *testing.T) {
 	}
 }
 
-func TestRefresh(t *testing.T) {
+func TestDiffAndUpdated(t *testing.T) {
 	src := sourceSecret("target")
 	tests := []struct {
 		name     string
@@ -269,12 +269,16 @@ func TestRefresh(t *testing.T) {
 			existing := Build(src, "target")
 			tt.edit(existing)
 			before := existing.DeepCopy()
-			kind, updated := Refresh(source, existing)
+			kind := Diff(source, existing)
+			var updated *corev1.Secret
+			if kind == Update {
+				updated = Updated(source, existing)
+			}
 			if kind != tt.wantKind {
-				t.Fatalf("Refresh() kind = %q, want %q", kind, tt.wantKind)
+				t.Fatalf("Diff() = %q, want %q", kind, tt.wantKind)
 			}
 			if fmt.Sprint(existing) != fmt.Sprint(before) {
-				t.Error("Refresh() modified the existing object, which may be shared with the cache")
+				t.Error("Diff or Updated modified the existing object, which may be shared with the cache")
 			}
 			if tt.check != nil {
 				tt.check(t, updated)

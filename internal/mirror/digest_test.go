@@ -1,0 +1,48 @@
+package mirror
+
+import (
+	"testing"
+)
+
+func TestDigestedMirrorComparesLikeTheFullOne(t *testing.T) {
+	src := sourceSecret("target")
+	tests := []struct {
+		name     string
+		data     map[string][]byte
+		wantKind ActionKind
+	}{
+		{name: "same data", data: map[string][]byte{"secret": []byte("s3cr3t")}, wantKind: ""},
+		{name: "other value", data: map[string][]byte{"secret": []byte("other")}, wantKind: Update},
+		{name: "extra key", data: map[string][]byte{"secret": []byte("s3cr3t"), "x": nil}, wantKind: Update},
+		{name: "bytes moved between key and value", data: map[string][]byte{"secrets": []byte("3cr3t")}, wantKind: Update},
+		{name: "no data", data: nil, wantKind: Update},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			full := Build(src, "target")
+			full.Data = tt.data
+			digested := full.DeepCopy()
+			DigestData(digested)
+			DigestData(digested) // a transform may run twice on one object
+			if len(digested.Data) != 1 {
+				t.Fatalf("digested data = %v, want only the digest", digested.Data)
+			}
+			kindFull, kindDigested := Diff(src, full), Diff(src, digested)
+			if kindFull != tt.wantKind || kindDigested != tt.wantKind {
+				t.Fatalf("Diff: full %q, digested %q, want %q", kindFull, kindDigested, tt.wantKind)
+			}
+			if kindDigested == Update {
+				updated := Updated(src, digested)
+				if _, leaked := updated.Data[digestKey]; leaked || string(updated.Data["secret"]) != "s3cr3t" {
+					t.Errorf("update built from a digested mirror has data %v, want exactly the source's", updated.Data)
+				}
+			}
+		})
+	}
+}
+
+func TestDigestOfNoDataIsStable(t *testing.T) {
+	if string(digest(nil)) != string(digest(map[string][]byte{})) {
+		t.Error("nil and empty data have different digests")
+	}
+}
