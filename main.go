@@ -17,10 +17,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/whisperer-operator/whisperer/controllers"
+	"github.com/whisperer-operator/whisperer/internal/metricsauth"
 	"github.com/whisperer-operator/whisperer/internal/mirror"
 )
 
@@ -133,7 +133,7 @@ func newManager(o options) (ctrl.Manager, error) {
 	}
 	metrics := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics, TLSOpts: tlsOpts}
 	if o.secureMetrics {
-		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metrics.FilterProvider = metricsauth.Filter
 	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
