@@ -77,6 +77,12 @@ test-reliability: build $(CONTROL_PLANE) $(KUSTOMIZE) ## Run the fault tolerance
 .PHONY: test-all
 test-all: verify test test-e2e test-reliability ## Everything CI runs (.ci/run): checks, unit, envtest, kuttl and reliability tests.
 
+# make bench BENCH_ARGS="--sizes 100,1000,5000,10000"; see hack/bench and the README's results.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: build $(K8S_ASSETS)/etcd $(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/kube-controller-manager ## Benchmark bin/whisperer against plain client-go at 100 and 1000 namespaces (BENCH_ARGS="--sizes ...").
+	go run ./hack/bench $(BENCH_ARGS)
+
 ##@ Build
 
 .PHONY: build

@@ -112,7 +112,7 @@ func TestAPIServerRestart(t *testing.T) {
 		took := e.waitMirrors(source, want, 2*time.Minute)
 		settle()
 		op.requireRunning()
-		relists := e.audit.events(t, and(by(op.user, resumed, time.Time{}), func(ev auditEvent) bool { return ev.isRelist() }))
+		relists := e.audit.events(t, and(by(op.user, resumed, time.Time{}), func(ev auditEvent) bool { return ev.IsRelist() }))
 		t.Logf("410: etcd compacted to revision %d while the operator was frozen (%s); after it resumed it converged to the changes it missed in %s; its watches since: %s",
 			revision, resumed.Sub(paused).Round(10*time.Millisecond), took, e.watchTimeline(op.user, resumed, resumed))
 		relisted := sets.New[string]()
@@ -139,7 +139,7 @@ func (e *env) watchTimeline(user string, from, zero time.Time) string {
 	var out []string
 	for _, ev := range e.audit.events(e.t, and(by(user, from, time.Time{}), func(ev auditEvent) bool { return ev.Verb == "watch" })) {
 		entry := fmt.Sprintf("%s %+.1fs", cacheOf(ev), ev.Received.Sub(zero).Seconds())
-		if ev.isRelist() {
+		if ev.IsRelist() {
 			entry += " relist"
 		}
 		out = append(out, entry)
@@ -150,8 +150,8 @@ func (e *env) watchTimeline(user string, from, zero time.Time) string {
 // cacheOf names the operator's cache a list or watch request feeds: sources and mirrors (two
 // label-filtered Secret caches) or namespaces.
 func cacheOf(ev auditEvent) string {
-	if ev.resource() != "secrets" {
-		return ev.resource()
+	if ev.Resource() != "secrets" {
+		return ev.Resource()
 	}
 	if u, err := url.Parse(ev.RequestURI); err == nil && strings.Contains(u.Query().Get("labelSelector"), syncLabel+"=true") {
 		return "sources"

@@ -60,7 +60,7 @@ func TestKillDuringMirroring(t *testing.T) {
 			t.Errorf("k9a, which only had mirrors to create: %s", ev)
 		case succeeded(ev):
 			done++
-		case ev.code() != 409:
+		case ev.Code() != 409:
 			cut++
 		}
 	}
@@ -140,15 +140,15 @@ func (e *env) checkForeignSecrets(foreign map[string]string) {
 		}
 	}
 	touched := e.audit.events(e.t, func(ev auditEvent) bool {
-		_, isForeign := foreign[ev.namespace()]
-		return isForeign && ev.resource() == "secrets" && ev.isWrite() && ev.Verb != "create"
+		_, isForeign := foreign[ev.Namespace()]
+		return isForeign && ev.Resource() == "secrets" && ev.IsWrite() && ev.Verb != "create"
 	})
 	if len(touched) > 0 {
 		e.t.Errorf("writes aimed at Secrets that are not mirrors:\n%s", describe(touched))
 	}
 	refused := e.audit.events(e.t, func(ev auditEvent) bool {
-		_, isForeign := foreign[ev.namespace()]
-		return isForeign && ev.resource() == "secrets" && ev.Verb == "create"
+		_, isForeign := foreign[ev.Namespace()]
+		return isForeign && ev.Resource() == "secrets" && ev.Verb == "create"
 	})
 	for _, ev := range refused {
 		if succeeded(ev) {

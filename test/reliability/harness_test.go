@@ -13,10 +13,8 @@
 package reliability
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +50,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/whisperer-operator/whisperer/internal/auditlog"
 	"github.com/whisperer-operator/whisperer/internal/localcluster"
 )
 
@@ -75,14 +74,6 @@ const (
 // operatorGroup is the group of every operator process's user; the audit policy records the
 // requests of this group and of service accounts, nothing else.
 const operatorGroup = "whisperer:reliability"
-
-const auditPolicy = `apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: ["RequestReceived"]
-rules:
-- level: Metadata
-  userGroups: ["` + operatorGroup + `", "system:serviceaccounts"]
-`
 
 var (
 	whispererBin string
@@ -158,25 +149,20 @@ func newEnv(t *testing.T) *env {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	policy := filepath.Join(dir, "audit-policy.yaml")
-	if err := os.WriteFile(policy, []byte(auditPolicy), 0o644); err != nil {
+	flags, auditPath, err := auditlog.APIServerFlags(dir, operatorGroup, "system:serviceaccounts")
+	if err != nil {
 		t.Fatal(err)
 	}
+	// On SIGTERM, end the watches in flight instead of waiting up to a minute for them: the
+	// API server then stops in seconds, as StopAPIServer expects.
+	flags["shutdown-watch-termination-grace-period"] = "2s"
 	logFile, err := os.Create(filepath.Join(dir, "controlplane.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: dir, audit: &auditLog{path: filepath.Join(dir, "audit.log")}}
+	e := &env{t: t, dir: dir, audit: &auditLog{path: auditPath}}
 	started := time.Now()
-	e.cluster, err = localcluster.Start(localcluster.Options{Output: logFile, APIServerFlags: map[string]string{
-		"audit-policy-file": policy,
-		"audit-log-path":    e.audit.path,
-		// Written before the response is sent: a request the operator saw answered is in the log.
-		"audit-log-mode": "blocking",
-		// On SIGTERM, end the watches in flight instead of waiting up to a minute for them: the
-		// API server then stops in seconds, as StopAPIServer expects.
-		"shutdown-watch-termination-grace-period": "2s",
-	}})
+	e.cluster, err = localcluster.Start(localcluster.Options{Output: logFile, APIServerFlags: flags})
 	if err != nil {
 		logFile.Close()
 		t.Fatalf("starting the control plane: %v", err)
@@ -570,95 +556,17 @@ func (o *operator) reconciles() int {
 // auditLog reads the API server's audit log.
 type auditLog struct{ path string }
 
-// auditEvent is the part of an audit.k8s.io/v1 Event the tests read.
-type auditEvent struct {
-	Stage      string `json:"stage"`
-	Verb       string `json:"verb"`
-	RequestURI string `json:"requestURI"`
-	User       struct {
-		Username string `json:"username"`
-	} `json:"user"`
-	ObjectRef *struct {
-		Resource    string `json:"resource"`
-		Namespace   string `json:"namespace"`
-		Name        string `json:"name"`
-		APIGroup    string `json:"apiGroup"`
-		Subresource string `json:"subresource"`
-	} `json:"objectRef"`
-	ResponseStatus *struct {
-		Code int `json:"code"`
-	} `json:"responseStatus"`
-	Received time.Time `json:"requestReceivedTimestamp"`
-}
-
-func (a auditEvent) resource() string {
-	if a.ObjectRef == nil {
-		return ""
-	}
-	return a.ObjectRef.Resource
-}
-
-func (a auditEvent) namespace() string {
-	if a.ObjectRef == nil {
-		return ""
-	}
-	return a.ObjectRef.Namespace
-}
-
-func (a auditEvent) code() int {
-	if a.ResponseStatus == nil {
-		return 0
-	}
-	return a.ResponseStatus.Code
-}
-
-func (a auditEvent) isWrite() bool {
-	switch a.Verb {
-	case "create", "update", "patch", "delete", "deletecollection":
-		return true
-	}
-	return false
-}
-
-// isRelist reports a full read of a collection: a LIST, or a watch that starts with the
-// current state (the streaming form of a list).
-func (a auditEvent) isRelist() bool {
-	return a.Verb == "list" || a.Verb == "watch" && strings.Contains(a.RequestURI, "sendInitialEvents=true")
-}
-
-func (a auditEvent) String() string {
-	ref := ""
-	if a.ObjectRef != nil {
-		ref = strings.Trim(a.ObjectRef.Resource+" "+a.ObjectRef.Namespace+"/"+a.ObjectRef.Name, "/ ")
-	}
-	return fmt.Sprintf("%s %s %s %s -> %d", a.Received.Format("15:04:05.000"), a.User.Username, a.Verb, ref, a.code())
-}
+// auditEvent is one request in the audit log.
+type auditEvent = auditlog.Event
 
 // events returns the completed requests (and the watches that started) that keep says to keep.
 func (a *auditLog) events(t *testing.T, keep func(auditEvent) bool) []auditEvent {
 	t.Helper()
-	f, err := os.Open(a.path)
+	events, err := auditlog.Read(a.path, keep)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var out []auditEvent
-	scanner := bufio.NewScanner(f)
-	scanner.Buffer(make([]byte, 1<<20), 1<<24)
-	for scanner.Scan() {
-		var ev auditEvent
-		if err := json.Unmarshal(scanner.Bytes(), &ev); err != nil {
-			continue // the line being written
-		}
-		started := ev.Stage == "ResponseStarted" && ev.Verb == "watch"
-		if (ev.Stage == "ResponseComplete" && ev.Verb != "watch" || started) && keep(ev) {
-			out = append(out, ev)
-		}
-	}
-	if err := scanner.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return events
 }
 
 // by keeps the requests of user received in [from, to); a zero to means no end.
@@ -679,13 +587,13 @@ func and(filters ...func(auditEvent) bool) func(auditEvent) bool {
 	}
 }
 
-func writes(ev auditEvent) bool { return ev.isWrite() }
+func writes(ev auditEvent) bool { return ev.IsWrite() }
 
 // succeeded keeps the requests that the API server carried out.
-func succeeded(ev auditEvent) bool { return ev.code() >= 200 && ev.code() < 300 }
+func succeeded(ev auditEvent) bool { return ev.Code() >= 200 && ev.Code() < 300 }
 
 func on(resource string) func(auditEvent) bool {
-	return func(ev auditEvent) bool { return ev.resource() == resource }
+	return func(ev auditEvent) bool { return ev.Resource() == resource }
 }
 
 // writeCounts sums up successful Secret writes by verb, for example "create 10, update 0, delete 0".
@@ -698,7 +606,7 @@ func (w writeCounts) String() string {
 func countSecretWrites(events []auditEvent) writeCounts {
 	var w writeCounts
 	for _, ev := range events {
-		if !ev.isWrite() || !succeeded(ev) || ev.resource() != "secrets" {
+		if !ev.IsWrite() || !succeeded(ev) || ev.Resource() != "secrets" {
 			continue
 		}
 		switch ev.Verb {

@@ -113,7 +113,7 @@ func TestGeneratedRBAC(t *testing.T) {
 	requests := e.audit.events(t, by(user, time.Time{}, time.Time{}))
 	var denied []auditEvent
 	for _, ev := range requests {
-		if ev.code() == 401 || ev.code() == 403 {
+		if ev.Code() == 401 || ev.Code() == 403 {
 			denied = append(denied, ev)
 		}
 	}

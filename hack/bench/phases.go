@@ -1,0 +1,353 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+const (
+	sourceNamespace      = "source"
+	sourceName           = "pull"
+	targetPrefix         = "bench-"
+	latePrefix           = "late-"
+	annotationNamespaces = "secret-syncer.jeffl.es/namespaces"
+	versionKey           = "version"
+)
+
+// row is one line of the results table.
+type row struct {
+	Phase string `json:"phase"`
+	N     int    `json:"n"`
+	// Seconds is the operator's time; for "new namespace", the median over the namespaces.
+	Seconds float64 `json:"seconds"`
+	// RawSeconds is the same writes made directly with client-go, 0 where there is none.
+	RawSeconds float64 `json:"rawSeconds,omitempty"`
+	Ratio      float64 `json:"ratio,omitempty"`
+	// SecretWrites and OtherWrites are the operator's write requests in the phase (audit log).
+	SecretWrites int `json:"secretWrites"`
+	OtherWrites  int `json:"otherWrites"`
+	Reconciles   int `json:"reconciles"`
+	usage
+}
+
+// run is one benchmark run: one size, with or without unrelated Secrets.
+type run struct {
+	settings
+	n         int
+	unrelated int
+	cluster   *benchCluster
+	client    kubernetes.Interface // the benchmark's own, admin
+	raw       kubernetes.Interface // with the operator's client settings
+	observer  *mirrorObserver
+	op        *operator
+	rows      []row
+}
+
+func (r *run) label(phase string) string {
+	if r.unrelated > 0 {
+		return fmt.Sprintf("%s (+%d unrelated Secrets)", phase, r.unrelated)
+	}
+	return phase
+}
+
+func (r *run) execute(ctx context.Context) error {
+	dir := filepath.Join(r.workDir, fmt.Sprintf("n%d-u%d", r.n, r.unrelated))
+	cluster, err := startCluster(r.assets, dir)
+	if err != nil {
+		return err
+	}
+	defer cluster.Stop()
+	r.cluster = cluster
+	admin := rest.CopyConfig(cluster.Config)
+	admin.QPS, admin.Burst = -1, 0
+	r.client = kubernetes.NewForConfigOrDie(admin)
+	raw := rest.CopyConfig(cluster.Config)
+	raw.QPS, raw.Burst = float32(r.qps), r.burst
+	r.raw = kubernetes.NewForConfigOrDie(raw)
+
+	targets := namespaceNames(targetPrefix, r.n)
+	if err := r.createNamespaces(ctx, append(targets, sourceNamespace)); err != nil {
+		return err
+	}
+	rawTimes := map[string]time.Duration{}
+	if r.unrelated == 0 {
+		if rawTimes, err = r.rawWrites(ctx, targets); err != nil {
+			return err
+		}
+	} else if err := r.createUnrelated(ctx); err != nil {
+		return err
+	}
+	if r.observer, err = observeMirrors(r.client, sourceNamespace); err != nil {
+		return err
+	}
+	defer r.observer.close()
+	return r.operatorPhases(ctx, filepath.Join(dir, "whisperer.log"), rawTimes)
+}
+
+// operatorPhases measures the operator on the same writes as the raw client, then what costs
+// nothing (resync, restart) and what a new namespace waits.
+func (r *run) operatorPhases(ctx context.Context, logPath string, raw map[string]time.Duration) error {
+	var err error
+	if r.op, err = startOperator(r.binary, r.cluster.kubeconfig, logPath, r.operatorArgs); err != nil {
+		return err
+	}
+	defer func() { r.op.stop() }()
+
+	steps := []struct {
+		phase string
+		act   func(context.Context) (time.Duration, error)
+	}{
+		{"create", r.createSource},
+		{"update", r.updateSource},
+		{"resync (source touched)", r.touchSource},
+		{"restart", r.restartOperator},
+		{"new namespace (median of 50)", r.newNamespaces},
+		{"delete", r.deleteSource},
+	}
+	for _, step := range steps {
+		if err := r.measure(ctx, step.phase, raw[step.phase], step.act); err != nil {
+			return fmt.Errorf("%s: %w", step.phase, err)
+		}
+	}
+	return nil
+}
+
+// measure runs one phase and records its time, writes, reconciles and the operator's usage.
+func (r *run) measure(ctx context.Context, phase string, raw time.Duration, act func(context.Context) (time.Duration, error)) error {
+	writesBefore, err := r.cluster.operatorWrites()
+	if err != nil {
+		return err
+	}
+	op := r.op
+	reconcilesBefore, err := op.reconciles(ctx)
+	if err != nil {
+		return err
+	}
+	took, err := act(ctx)
+	if err != nil {
+		return err
+	}
+	if r.op != op {
+		reconcilesBefore = 0 // a new operator process counts from zero
+	}
+	// Writes that trail the observed result (Events) belong to the phase too.
+	reconciles, err := r.op.waitIdle(ctx, reconcilesBefore, time.Second)
+	if err != nil {
+		return err
+	}
+	writesAfter, err := r.cluster.operatorWrites()
+	if err != nil {
+		return err
+	}
+	u, err := r.op.usage()
+	if err != nil {
+		return err
+	}
+	writes := writesAfter.minus(writesBefore)
+	secretWrites := writes["secrets"]
+	result := row{Phase: r.label(phase), N: r.n, Seconds: took.Seconds(), SecretWrites: secretWrites,
+		OtherWrites: writes.total() - secretWrites, Reconciles: int(reconciles), usage: u}
+	if raw > 0 {
+		result.RawSeconds = raw.Seconds()
+		result.Ratio = took.Seconds() / raw.Seconds()
+	}
+	r.rows = append(r.rows, result)
+	fmt.Printf("  %-45s %8.3fs  writes %d+%d\n", result.Phase, result.Seconds, result.SecretWrites, result.OtherWrites)
+	return nil
+}
+
+func (r *run) createSource(ctx context.Context) (time.Duration, error) {
+	source := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: sourceName, Namespace: sourceNamespace,
+			Labels:      map[string]string{"secret-syncer.jeffl.es/sync": "true"},
+			Annotations: map[string]string{annotationNamespaces: targetPrefix + "*," + latePrefix + "*"},
+		},
+		Data: payload(r.secretSize, "v1"),
+	}
+	start := time.Now()
+	if _, err := r.client.CoreV1().Secrets(sourceNamespace).Create(ctx, source, metav1.CreateOptions{}); err != nil {
+		return 0, err
+	}
+	return waitFor(ctx, start, "every mirror", func() bool { return r.observer.count("v1") == r.n })
+}
+
+func (r *run) updateSource(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	if err := r.patchSource(ctx, fmt.Sprintf(`{"data":{%q:%q}}`, versionKey, "djI=")); err != nil { // v2
+		return 0, err
+	}
+	return waitFor(ctx, start, "every mirror updated", func() bool { return r.observer.count("v2") == r.n })
+}
+
+// touchSource changes nothing the operator reads: the reconcile it causes must write nothing.
+func (r *run) touchSource(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	return time.Since(start), r.patchSource(ctx, `{"metadata":{"annotations":{"bench/touched":"yes"}}}`)
+}
+
+func (r *run) patchSource(ctx context.Context, patch string) error {
+	_, err := r.client.CoreV1().Secrets(sourceNamespace).Patch(ctx, sourceName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+	return err
+}
+
+// restartOperator stops the operator and starts a new one on the converged cluster; its time is
+// until the new one's workers run.
+func (r *run) restartOperator(context.Context) (time.Duration, error) {
+	r.op.stop()
+	start := time.Now()
+	op, err := startOperator(r.binary, r.cluster.kubeconfig, r.op.logPath, r.operatorArgs)
+	if err != nil {
+		return 0, err
+	}
+	r.op = op
+	return time.Since(start), nil
+}
+
+// newNamespaces creates 50 matching namespaces one by one and returns the median time until
+// each has its mirror. It then takes them out of the annotation again (not timed), so that the
+// delete phase deletes as many mirrors as the raw client did.
+func (r *run) newNamespaces(ctx context.Context) (time.Duration, error) {
+	var times []time.Duration
+	for i := range 50 {
+		name := fmt.Sprintf("%s%02d", latePrefix, i)
+		start := time.Now()
+		if err := r.createNamespaces(ctx, []string{name}); err != nil {
+			return 0, err
+		}
+		took, err := waitFor(ctx, start, "mirror in "+name, func() bool { return r.observer.has(name, "v2") })
+		if err != nil {
+			return 0, err
+		}
+		times = append(times, took)
+	}
+	slices.Sort(times)
+	if err := r.patchSource(ctx, fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, annotationNamespaces, targetPrefix+"*")); err != nil {
+		return 0, err
+	}
+	_, err := waitFor(ctx, time.Now(), "late mirrors removed", func() bool { return r.observer.total() == r.n })
+	return times[len(times)/2], err
+}
+
+func (r *run) deleteSource(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	if err := r.client.CoreV1().Secrets(sourceNamespace).Delete(ctx, sourceName, metav1.DeleteOptions{}); err != nil {
+		return 0, err
+	}
+	return waitFor(ctx, start, "every mirror deleted", func() bool { return r.observer.total() == 0 })
+}
+
+// rawWrites makes the operator's writes directly: one Secret of the same size and labels in
+// each namespace, created, updated, deleted, with the same client settings and concurrency.
+func (r *run) rawWrites(ctx context.Context, namespaces []string) (map[string]time.Duration, error) {
+	secrets := make([]*corev1.Secret, len(namespaces))
+	times := map[string]time.Duration{}
+	phases := []struct {
+		name  string
+		write func(i int) error
+	}{
+		{"create", func(i int) (err error) {
+			s := &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: "raw", Namespace: namespaces[i], Labels: map[string]string{
+					"secret-syncer.jeffl.es/mirror": "true", "secret-syncer.jeffl.es/name": "raw", "secret-syncer.jeffl.es/namespace": "raw"}},
+				Data: payload(r.secretSize, "v1"),
+			}
+			secrets[i], err = r.raw.CoreV1().Secrets(namespaces[i]).Create(ctx, s, metav1.CreateOptions{})
+			return err
+		}},
+		{"update", func(i int) (err error) {
+			secrets[i].Data = payload(r.secretSize, "v2")
+			secrets[i], err = r.raw.CoreV1().Secrets(namespaces[i]).Update(ctx, secrets[i], metav1.UpdateOptions{})
+			return err
+		}},
+		{"delete", func(i int) error {
+			return r.raw.CoreV1().Secrets(namespaces[i]).Delete(ctx, "raw", metav1.DeleteOptions{})
+		}},
+	}
+	for _, phase := range phases {
+		start := time.Now()
+		if err := parallel(len(namespaces), r.concurrency, phase.write); err != nil {
+			return nil, fmt.Errorf("raw %s: %w", phase.name, err)
+		}
+		times[phase.name] = time.Since(start)
+		fmt.Printf("  %-45s %8.3fs\n", "raw "+phase.name, times[phase.name].Seconds())
+	}
+	return times, nil
+}
+
+func (r *run) createNamespaces(ctx context.Context, names []string) error {
+	return parallel(len(names), 32, func(i int) error {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: names[i]}}
+		_, err := r.client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+		return err
+	})
+}
+
+// createUnrelated creates Secrets that are neither sources nor mirrors, spread over 100
+// namespaces: the operator must not cache them.
+func (r *run) createUnrelated(ctx context.Context) error {
+	namespaces := namespaceNames("noise-", 100)
+	if err := r.createNamespaces(ctx, namespaces); err != nil {
+		return err
+	}
+	return parallel(r.unrelated, 32, func(i int) error {
+		s := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("unrelated-%05d", i), Namespace: namespaces[i%len(namespaces)]},
+			Data:       payload(4096, "x"),
+		}
+		_, err := r.client.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{})
+		return err
+	})
+}
+
+// payload is size bytes of data in two keys: the version the observer reads, and filler.
+func payload(size int, version string) map[string][]byte {
+	return map[string][]byte{versionKey: []byte(version), "filler": []byte(strings.Repeat("x", max(0, size-len(version))))}
+}
+
+func namespaceNames(prefix string, n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s%05d", prefix, i)
+	}
+	return names
+}
+
+// parallel runs work(0..n-1) on workers goroutines and returns the first error.
+func parallel(n, workers int, work func(i int) error) error {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		next     = make(chan int)
+	)
+	for range max(1, workers) {
+		wg.Go(func() {
+			for i := range next {
+				if err := work(i); err != nil {
+					mu.Lock()
+					firstErr = cmp.Or(firstErr, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return firstErr
+}
