@@ -90,8 +90,7 @@ func (r *SecretMirrorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 		Named("secretmirror").
 		For(&corev1.Secret{}).
 		Watches(&corev1.Secret{}, r.competitorsOnDelete()).
-		WatchesRawSource(source.Kind(mirrorCache, client.Object(&corev1.Secret{}), handler.EnqueueRequestsFromMapFunc(mirrorToSource))).
-		WatchesRawSource(source.Kind(mirrorCache, client.Object(&corev1.Secret{}), r.competitorsOnDelete())).
+		WatchesRawSource(source.Kind(mirrorCache, client.Object(&corev1.Secret{}), r.mirrorEvents())).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceToSources),
 			builder.WithPredicates(namespaceAppearedOrRelabelled())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).

@@ -18,27 +18,51 @@ import (
 	"github.com/whisperer-operator/whisperer/internal/mirror"
 )
 
-// mirrorToSource maps a mirror event to the source the mirror claims, so that an edited or
-// deleted mirror is repaired.
-func mirrorToSource(_ context.Context, obj client.Object) []reconcile.Request {
-	if source, ok := mirror.SourceOf(obj.(*corev1.Secret)); ok {
-		return []reconcile.Request{{NamespacedName: source}}
+// mirrorEvents maps a mirror event to the source the mirror claims (before and after an update),
+// so that an edited or deleted mirror is repaired. A deleted mirror also wakes the other sources
+// of its name (see competitorsOnDelete). One handler for both keeps one event buffer, not two, on
+// an informer that may hold tens of thousands of mirrors.
+func (r *SecretMirrorReconciler) mirrorEvents() handler.EventHandler {
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueueClaimedSource(e.Object, q)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueueClaimedSource(e.ObjectOld, q)
+			enqueueClaimedSource(e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueueClaimedSource(e.Object, q)
+			r.enqueueCompetitors(ctx, e.Object, q)
+		},
+		GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueueClaimedSource(e.Object, q)
+		},
 	}
-	return nil
 }
 
-// competitorsOnDelete handles the deletion of a source or mirror: other sources of the same name
-// may have been blocked by it (a conflict), and get another look at once instead of at their
-// next retry.
+func enqueueClaimedSource(obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	if source, ok := mirror.SourceOf(obj.(*corev1.Secret)); ok {
+		q.Add(reconcile.Request{NamespacedName: source})
+	}
+}
+
+// competitorsOnDelete handles the deletion of a source: other sources of the same name may have
+// been blocked by it (a conflict), and get another look at once instead of at their next retry.
 func (r *SecretMirrorReconciler) competitorsOnDelete() handler.EventHandler {
 	return handler.Funcs{
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			for _, req := range r.sourcesNamed(ctx, e.Object.GetName()) {
-				if req.NamespacedName != client.ObjectKeyFromObject(e.Object) {
-					q.Add(req)
-				}
-			}
+			r.enqueueCompetitors(ctx, e.Object, q)
 		},
+	}
+}
+
+// enqueueCompetitors enqueues the sources named like gone, a deleted Secret, except gone itself.
+func (r *SecretMirrorReconciler) enqueueCompetitors(ctx context.Context, gone client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	for _, req := range r.sourcesNamed(ctx, gone.GetName()) {
+		if req.NamespacedName != client.ObjectKeyFromObject(gone) {
+			q.Add(req)
+		}
 	}
 }
 
