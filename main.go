@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -22,6 +23,7 @@ import (
 	"github.com/whisperer-operator/whisperer/controllers"
 	"github.com/whisperer-operator/whisperer/internal/metricsauth"
 	"github.com/whisperer-operator/whisperer/internal/mirror"
+	"github.com/whisperer-operator/whisperer/internal/telemetry"
 )
 
 // options are the command-line flags.
@@ -161,6 +163,18 @@ func run(o options) error {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
+	stopTracing, err := telemetry.Setup(ctx)
+	if err != nil {
+		return fmt.Errorf("setting up tracing from the OTEL_* environment: %w", err)
+	}
+	defer func() {
+		// The signal context is done by now: flushing gets a few seconds of its own.
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flushCtx); err != nil {
+			ctrl.Log.Error(err, "Flushing traces")
+		}
+	}()
 	reconciler := &controllers.SecretMirrorReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),

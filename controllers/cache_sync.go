@@ -21,15 +21,14 @@ const cacheSyncTimeout = 10 * time.Second
 const cacheSyncPoll = 10 * time.Millisecond
 
 // awaitCache waits until the mirror cache shows the writes this reconcile made in the namespaces
-// of written. Each write raises a watch event that reconciles the source again; without the
+// of written; wanted are the namespaces that must hold a mirror. Each write raises a watch event that reconciles the source again; without the
 // wait, that reconcile could plan from a cache that has not seen the write yet and make it a
 // second time (a refused create, a conflicting update). If someone else changes a mirror
 // meanwhile, the wait ends at cacheSyncTimeout and the next reconcile sorts it out.
-func (r *SecretMirrorReconciler) awaitCache(ctx context.Context, state mirror.State, written sets.Set[string]) {
+func (r *SecretMirrorReconciler) awaitCache(ctx context.Context, state mirror.State, wanted map[string]bool, written sets.Set[string]) {
 	if written.Len() == 0 {
 		return
 	}
-	wanted := state.Wanted()
 	pending := written.UnsortedList()
 	deadline := time.Now().Add(cacheSyncTimeout)
 	for {

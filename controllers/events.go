@@ -23,7 +23,7 @@ const (
 // report logs what a reconcile changed and records it as Events on the source: a Normal Event
 // when mirrors were written, a Warning when a refusal or conflict starts or changes. A reconcile
 // that changes nothing records nothing.
-func (r *SecretMirrorReconciler) report(ctx context.Context, state mirror.State, o *outcome) {
+func (r *SecretMirrorReconciler) report(ctx context.Context, state mirror.State, wanted int, o *outcome) {
 	log := ctrl.LoggerFrom(ctx)
 	if o.changed() {
 		log.Info("Mirrors changed", "created", o.created, "updated", o.updated, "deleted", o.deleted)
@@ -33,6 +33,13 @@ func (r *SecretMirrorReconciler) report(ctx context.Context, state mirror.State,
 		return
 	}
 	r.memory.setConflicts(state.Source, o.conflicts)
+	r.memory.setStats(state.Source, sourceStats{
+		refusedSource: state.Refusal != "",
+		inSync:        wanted - len(o.conflicts) - o.failed,
+		conflict:      len(o.conflicts),
+		refused:       state.Refused(),
+		failed:        o.failed,
+	})
 	if o.changed() {
 		r.Recorder.Eventf(state.Secret, nil, corev1.EventTypeNormal, ReasonMirrored, "Mirror",
 			"created %d, updated %d, deleted %d mirrors", o.created, o.updated, o.deleted)

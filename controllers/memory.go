@@ -19,6 +19,20 @@ type memory struct {
 type remembered struct {
 	warnings  map[string]string // reason → note
 	conflicts sets.Set[string]
+	stats     sourceStats
+}
+
+// sourceStats counts, for metrics, the namespaces a source asks for by state after its last
+// reconcile.
+type sourceStats struct {
+	refusedSource                     bool
+	inSync, conflict, refused, failed int
+}
+
+// stateTotals sums sourceStats over every source.
+type stateTotals struct {
+	active, refusedSources            int
+	inSync, conflict, refused, failed int
 }
 
 func newMemory() *memory {
@@ -71,4 +85,30 @@ func (m *memory) forget(source types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.sources, source)
+}
+
+// setStats records the state of source after a reconcile.
+func (m *memory) setStats(source types.NamespacedName, stats sourceStats) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.of(source).stats = stats
+}
+
+// totals sums the states of every source remembered.
+func (m *memory) totals() stateTotals {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var t stateTotals
+	for _, r := range m.sources {
+		if r.stats.refusedSource {
+			t.refusedSources++
+		} else {
+			t.active++
+		}
+		t.inSync += r.stats.inSync
+		t.conflict += r.stats.conflict
+		t.refused += r.stats.refused
+		t.failed += r.stats.failed
+	}
+	return t
 }

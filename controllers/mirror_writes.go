@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"go.opentelemetry.io/otel/trace"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,7 +37,9 @@ type outcome struct {
 	conflicts []string
 	// written holds the namespaces where a write succeeded.
 	written sets.Set[string]
-	errs    []error
+	// failed counts the namespaces where a write failed.
+	failed int
+	errs   []error
 }
 
 func (o *outcome) add(namespace string, res result, err error) {
@@ -56,8 +59,24 @@ func (o *outcome) add(namespace string, res result, err error) {
 		o.conflicts = append(o.conflicts, namespace)
 	}
 	if err != nil {
+		o.failed++
 		o.errs = append(o.errs, err)
 	}
+}
+
+// summary names the outcome for a span: refused, error, conflict, changed or unchanged.
+func (o *outcome) summary(state mirror.State) string {
+	switch {
+	case state.Refusal != "":
+		return "refused"
+	case o.failed > 0:
+		return "error"
+	case len(o.conflicts) > 0:
+		return "conflict"
+	case o.changed():
+		return "changed"
+	}
+	return "unchanged"
 }
 
 func (o *outcome) changed() bool { return o.created+o.updated+o.deleted > 0 }
@@ -74,13 +93,28 @@ func (r *SecretMirrorReconciler) write(ctx context.Context, state mirror.State, 
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			res, err := r.writeOne(ctx, state, action)
+			res, err := r.writeTraced(ctx, state, action)
 			ctrl.LoggerFrom(ctx).V(1).Info("Mirror written", "targetNamespace", action.Namespace, "action", action.Kind, "result", res)
+			countWrite(action.Kind, res, err)
 			o.add(action.Namespace, res, err)
 		})
 	}
 	wg.Wait()
 	return o
+}
+
+// writeTraced is writeOne in a span of its own.
+func (r *SecretMirrorReconciler) writeTraced(ctx context.Context, state mirror.State, action mirror.Action) (res result, err error) {
+	ctx, span := r.tracer.Start(ctx, "WriteMirror", trace.WithAttributes(attrTargetNamespace.String(action.Namespace)))
+	defer func() {
+		kind := string(action.Kind)
+		if res == conflict {
+			kind = "skip-conflict"
+		}
+		span.SetAttributes(attrAction.String(kind), attrResult.String(string(res)))
+		endSpan(span, err)
+	}()
+	return r.writeOne(ctx, state, action)
 }
 
 func (r *SecretMirrorReconciler) writeOne(ctx context.Context, state mirror.State, action mirror.Action) (result, error) {

@@ -81,7 +81,7 @@ func TestSecretDataNeverReachesLogsOrEvents(t *testing.T) {
 	createNamespaces(t, ns...)
 	logs := &syncBuffer{}
 	// Level -10 enables every V level.
-	startOperatorLogging(t, zap.New(zap.WriteTo(logs), zap.Level(zapcore.Level(-10))))
+	startOperator(t, withLogger(zap.New(zap.WriteTo(logs), zap.Level(zapcore.Level(-10)))))
 
 	const secretValue, updatedValue = "sup3r-s3cr3t-value", "an0ther-s3cr3t"
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pull", Namespace: ns[2]}, Data: map[string][]byte{"x": []byte(secretValue)}})

@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,6 +55,7 @@ type SecretMirrorReconciler struct {
 	// mirrors reads mirrors from their own label-filtered cache, indexed by source.
 	mirrors client.Reader
 	memory  *memory
+	tracer  trace.Tracer
 }
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
@@ -61,14 +64,23 @@ type SecretMirrorReconciler struct {
 
 // Reconcile converges the mirrors of the source named by req to what the source asks for now.
 // It runs the same way whatever the event was, and for a source that no longer exists.
-func (r *SecretMirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *SecretMirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, err error) {
+	ctx, span := r.tracer.Start(ctx, "Reconcile", trace.WithAttributes(
+		attrSourceNamespace.String(req.Namespace), attrSourceName.String(req.Name)))
+	defer func() { endSpan(span, err) }()
+	ctx = withTraceIDs(ctx, span)
+
 	state, err := r.observe(ctx, req.NamespacedName)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	wanted := state.Wanted()
 	outcome := r.write(ctx, state, mirror.Plan(state))
-	r.awaitCache(ctx, state, outcome.written)
-	r.report(ctx, state, outcome)
+	r.awaitCache(ctx, state, wanted, outcome.written)
+	r.report(ctx, state, len(wanted), outcome)
+	span.SetAttributes(attrTargets.Int(len(wanted)), attrOutcome.String(outcome.summary(state)),
+		attrCreated.Int(outcome.created), attrUpdated.Int(outcome.updated), attrDeleted.Int(outcome.deleted),
+		attrConflicts.Int(len(outcome.conflicts)))
 	if err := outcome.err(); err != nil {
 		return ctrl.Result{}, fmt.Errorf("writing mirrors of %s: %w", req.NamespacedName, err)
 	}
@@ -134,6 +146,15 @@ func (r *SecretMirrorReconciler) listMirrors(ctx context.Context, source types.N
 		mirrors[i] = &list.Items[i]
 	}
 	return mirrors, nil
+}
+
+// endSpan records err, if any, on span and ends it.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 // jitter spreads the requeues of many sources over time, between d and 1.5 d.

@@ -86,6 +86,10 @@ func (r *SecretMirrorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	}
 	r.mirrors = mirrorCache
 	r.memory = newMemory()
+	r.tracer = newTracer()
+	if err := registerStateMetrics(r.memory); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("secretmirror").
 		For(&corev1.Secret{}).

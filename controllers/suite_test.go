@@ -79,56 +79,57 @@ type operator struct {
 	writes *writeRecorder
 }
 
-// operatorOption changes the reconciler of a test operator.
-type operatorOption func(*SecretMirrorReconciler)
+// operatorOption changes how a test operator is set up: its manager or its reconciler.
+type operatorOption func(*ctrl.Options, *SecretMirrorReconciler)
 
 func withPolicy(p mirror.Policy) operatorOption {
-	return func(r *SecretMirrorReconciler) { r.Policy = p }
+	return func(_ *ctrl.Options, r *SecretMirrorReconciler) { r.Policy = p }
 }
 
 func withResync(d time.Duration) operatorOption {
-	return func(r *SecretMirrorReconciler) { r.ResyncPeriod = d }
+	return func(_ *ctrl.Options, r *SecretMirrorReconciler) { r.ResyncPeriod = d }
 }
 
 func withConflictRetry(d time.Duration) operatorOption {
-	return func(r *SecretMirrorReconciler) { r.ConflictRetryInterval = d }
+	return func(_ *ctrl.Options, r *SecretMirrorReconciler) { r.ConflictRetryInterval = d }
+}
+
+// withLogger sends the operator's logs to log.
+func withLogger(log logr.Logger) operatorOption {
+	return func(o *ctrl.Options, _ *SecretMirrorReconciler) { o.Logger = log }
+}
+
+// withMetricsAt serves the operator's metrics over plain HTTP at addr.
+func withMetricsAt(addr string) operatorOption {
+	return func(o *ctrl.Options, _ *SecretMirrorReconciler) { o.Metrics.BindAddress = addr }
 }
 
 // startOperator starts whisperer against the test cluster; it stops when the test ends or
 // when stop is called.
 func startOperator(t *testing.T, opts ...operatorOption) *operator {
 	t.Helper()
-	return startOperatorLogging(t, ctrl.Log, opts...)
-}
-
-// startOperatorLogging is startOperator with the operator's logs sent to log.
-func startOperatorLogging(t *testing.T, log logr.Logger, opts ...operatorOption) *operator {
-	t.Helper()
 	writes := &writeRecorder{}
 	cfg := rest.CopyConfig(cluster.Config)
 	cfg.Wrap(writes.wrap)
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Logger:                 log,
+	options := ctrl.Options{
+		Logger:                 ctrl.Log,
 		Scheme:                 scheme,
 		Cache:                  CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Each test runs its own manager with the same controller name in one process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	r := &SecretMirrorReconciler{WriteConcurrency: 4}
+	for _, opt := range opts {
+		opt(&options, r)
+	}
+	mgr, err := ctrl.NewManager(cfg, options)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &SecretMirrorReconciler{
-		Client:           mgr.GetClient(),
-		APIReader:        mgr.GetAPIReader(),
-		Recorder:         mgr.GetEventRecorder("whisperer"),
-		WriteConcurrency: 4,
-	}
-	for _, opt := range opts {
-		opt(r)
-	}
+	r.Client, r.APIReader, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("whisperer")
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		t.Fatal(err)
 	}

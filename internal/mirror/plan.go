@@ -114,8 +114,19 @@ func (s State) Wanted() map[string]bool {
 	return wanted
 }
 
-// classifyNamespaces returns the namespaces that must hold a mirror of s.Source (those the
-// annotation asks for that exist and are not terminating, except the source's own) and the
+// Refused counts the namespaces the source asks for that may not have its mirror: excluded by the
+// policy, or all of them when the source itself is refused.
+func (s State) Refused() int {
+	n := 0
+	for _, ns := range s.Namespaces {
+		if s.asks(ns) && !s.allows(ns) {
+			n++
+		}
+	}
+	return n
+}
+
+// classifyNamespaces returns the namespaces that must hold a mirror of s.Source and the
 // terminating ones.
 func (s State) classifyNamespaces() (wanted, terminating map[string]bool) {
 	wanted, terminating = map[string]bool{}, map[string]bool{}
@@ -123,9 +134,20 @@ func (s State) classifyNamespaces() (wanted, terminating map[string]bool) {
 		switch {
 		case ns.Terminating:
 			terminating[ns.Name] = true
-		case s.Secret != nil && s.Refusal == "" && ns.Name != s.Source.Namespace && s.Targets.Matches(ns) && s.Policy.AllowsTarget(ns):
+		case s.asks(ns) && s.allows(ns):
 			wanted[ns.Name] = true
 		}
 	}
 	return wanted, terminating
+}
+
+// asks reports whether the source asks for ns: its annotations match it, it exists and is not
+// terminating, and it is not the source's own namespace.
+func (s State) asks(ns Namespace) bool {
+	return s.Secret != nil && !ns.Terminating && ns.Name != s.Source.Namespace && s.Targets.Matches(ns)
+}
+
+// allows reports whether the source may have a mirror in ns.
+func (s State) allows(ns Namespace) bool {
+	return s.Refusal == "" && s.Policy.AllowsTarget(ns)
 }
