@@ -3,8 +3,10 @@
 //
 //	localcluster reachable
 //	    Exits 0 when the current kubeconfig reaches a cluster, 1 when it does not.
-//	localcluster run [--assets DIR] [--kubeconfig PATH] [--log PATH] [-- COMMAND [ARG...]]
-//	    Starts etcd, kube-apiserver and kube-controller-manager on 127.0.0.1, writes an admin
+//	localcluster run [--assets DIR] [--kubeconfig PATH] [--log PATH] [--controllers LIST] [-- COMMAND [ARG...]]
+//	    Starts etcd, kube-apiserver and kube-controller-manager on 127.0.0.1 (running the
+//	    comma-separated kube-controller-manager controllers LIST, by default those of
+//	    localcluster.DefaultControllers), writes an admin
 //	    kubeconfig to PATH and runs COMMAND with KUBECONFIG set to it. When COMMAND exits, or on
 //	    Ctrl-C, it stops COMMAND and then every process it started, and exits with COMMAND's
 //	    status. Without COMMAND it runs until Ctrl-C.
@@ -19,6 +21,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,7 +33,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: localcluster reachable | run [--assets DIR] [--kubeconfig PATH] [--log PATH] [-- COMMAND [ARG...]]")
+		fmt.Fprintln(os.Stderr, "usage: localcluster reachable | run [--assets DIR] [--kubeconfig PATH] [--log PATH] [--controllers LIST] [-- COMMAND [ARG...]]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -70,10 +73,12 @@ func run(args []string) int {
 	kubeconfig := fs.String("kubeconfig", ".local/kubeconfig", "Where to write the admin kubeconfig.")
 	logPath := fs.String("log", ".local/controlplane.log", "Where the control plane processes log.")
 	assets := fs.String("assets", defaultAssets(), "Folder holding etcd, kube-apiserver and kube-controller-manager.")
+	controllers := fs.String("controllers", strings.Join(localcluster.DefaultControllers, ","), "The kube-controller-manager controllers to run, comma-separated.")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	code, err := runCluster(*assets, *kubeconfig, *logPath, fs.Args())
+	opts := localcluster.Options{AssetsDir: *assets, Controllers: strings.Split(*controllers, ",")}
+	code, err := runCluster(opts, *kubeconfig, *logPath, fs.Args())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "localcluster:", err)
 		if code == 0 {
@@ -91,7 +96,7 @@ func defaultAssets() string {
 	return filepath.Join("bin", "k8s")
 }
 
-func runCluster(assets, kubeconfig, logPath string, command []string) (code int, err error) {
+func runCluster(opts localcluster.Options, kubeconfig, logPath string, command []string) (code int, err error) {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	// A closed terminal or pipe (tee stopped by the same Ctrl-C) must not kill this process
@@ -107,7 +112,8 @@ func runCluster(assets, kubeconfig, logPath string, command []string) (code int,
 	defer logFile.Close()
 
 	fmt.Fprintf(os.Stderr, "Starting a local control plane (etcd, kube-apiserver, kube-controller-manager), logs in %s\n", logPath)
-	cluster, err := localcluster.Start(localcluster.Options{AssetsDir: assets, Output: logFile})
+	opts.Output = logFile
+	cluster, err := localcluster.Start(opts)
 	if err != nil {
 		return 1, err
 	}
