@@ -117,14 +117,80 @@ deploy: manifests $(KUSTOMIZE) ## Deploy the operator with image IMG into the cl
 undeploy: $(KUSTOMIZE) ## Remove the operator from the cluster of the current kubeconfig. Mirrors stay.
 	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
 
+##@ OLM (the OperatorHub bundle, its catalog and their tests; docs/olm.md)
+
+# The bundle of VERSION, and the version before it in the catalog's stable channel. createdAt
+# comes from the CSV base unless CREATED_AT (RFC 3339) is set: same input, same bundle.
+PREVIOUS_VERSION ?= 0.0.1
+CREATED_AT ?=
+BUNDLE_ARGS = --version $(VERSION) --image $(IMG) $(if $(CREATED_AT),--created-at $(CREATED_AT))
+PREVIOUS_BUNDLE_ARGS = --version $(PREVIOUS_VERSION) --image $(IMAGE_TAG_BASE):v$(PREVIOUS_VERSION) --dockerfile ""
+OPM ?= $(LOCALBIN)/opm
+OLM_OPERATORS := $(LOCALBIN)/olm/olm $(LOCALBIN)/olm/catalog
+KWOK ?= $(LOCALBIN)/kwok
+OLM_BUNDLE ?= $(LOCALBIN)/olm-bundle
+OLM_CATALOG ?= $(LOCALBIN)/olm-catalog
+OLM_VALIDATE ?= $(LOCALBIN)/olm-bundle-validate
+# make test-olm: besides the usual controllers, those a Deployment needs to become available,
+# and nodelifecycle, which lifts the not-ready taint of a new node once it reports Ready.
+OLM_CONTROLLERS := namespace,garbagecollector,serviceaccount,serviceaccount-token,deployment,replicaset,nodelifecycle
+# make test-olm runs in a network namespace of its own, that reaches nothing but itself: OLM's
+# operators and opm listen on all interfaces of it (see hack/olm/netns.sh).
+OLM_NETNS = hack/olm/netns.sh
+
+.PHONY: bundle
+bundle: $(OLM_BUNDLE) ## Generate bundle/ and bundle.Dockerfile for VERSION from config/ (make bundle VERSION=x.y.z).
+	$(OLM_BUNDLE) $(BUNDLE_ARGS) --out bundle --dockerfile bundle.Dockerfile
+
+.PHONY: catalog
+catalog: $(OLM_BUNDLE) $(OLM_CATALOG) ## Generate catalog/: a PREVIOUS_VERSION bundle, then bundle/, which replaces it in channel stable.
+	$(OLM_BUNDLE) $(PREVIOUS_BUNDLE_ARGS) --out .local/olm-previous/bundle
+	$(OLM_CATALOG) --out catalog/whisperer/catalog.yaml .local/olm-previous/bundle bundle
+
+.PHONY: bundle-check
+bundle-check: $(OLM_BUNDLE) $(OLM_CATALOG) ## Fail if bundle/, bundle.Dockerfile or catalog/ are not what make bundle and make catalog generate.
+	rm -rf .local/bundle-check && mkdir -p .local/bundle-check
+	$(OLM_BUNDLE) $(BUNDLE_ARGS) --out .local/bundle-check/bundle --dockerfile .local/bundle-check/bundle.Dockerfile
+	$(OLM_BUNDLE) $(PREVIOUS_BUNDLE_ARGS) --out .local/bundle-check/previous
+	$(OLM_CATALOG) --out .local/bundle-check/catalog/whisperer/catalog.yaml .local/bundle-check/previous .local/bundle-check/bundle
+	@diff -r bundle .local/bundle-check/bundle && diff bundle.Dockerfile .local/bundle-check/bundle.Dockerfile \
+		|| { echo "bundle/ is not what 'make bundle' generates from config/: run it and commit the result"; exit 1; }
+	@diff -r catalog .local/bundle-check/catalog \
+		|| { echo "catalog/ is not what 'make catalog' generates: run it and commit the result"; exit 1; }
+
+verify: bundle-check
+
+.PHONY: bundle-validate
+bundle-validate: $(OLM_VALIDATE) ## Validate bundle/ as operator-sdk bundle validate --select-optional suite=operatorframework does; fail on errors and warnings.
+	$(OLM_VALIDATE) bundle
+
+.PHONY: catalog-validate
+catalog-validate: $(OPM) ## Validate catalog/ with opm validate.
+	$(OPM) validate catalog
+	@echo "catalog/: opm validate found no error"
+
+.PHONY: test-olm
+test-olm: build $(CONTROL_PLANE) $(K8S_ASSETS)/kube-scheduler $(OPM) $(OLM_OPERATORS) $(KWOK) $(KUTTL) $(LOCALCLUSTER) ## Install whisperer from catalog/ with OLM, upgrade it, run it with OLM's permissions and pass the kuttl suite.
+	cd hack/olm && go vet ./... && go vet -tags olm_e2e ./... && go test ./... -count=1
+	cd hack/olm && go test -c -tags olm_e2e -o $(LOCALBIN)/olm-e2e.test ./e2e
+	rm -rf .local/olm && mkdir -p .local/olm
+	$(OLM_NETNS) $(LOCALCLUSTER) run --controllers $(OLM_CONTROLLERS) --kubeconfig .local/olm/kubeconfig --log .local/olm/controlplane.log -- \
+		env OLM_E2E_WORKDIR=$(CURDIR)/.local/olm OLM_E2E_REPO=$(CURDIR) OLM_E2E_BIN=$(LOCALBIN) \
+		$(LOCALBIN)/olm-e2e.test -test.v -test.count=1 -test.timeout=30m
+
+# CI (.ci/run, make test-all) runs these after the other tests.
+test-all: bundle-validate catalog-validate test-olm
+
 ##@ Tools (built on demand into bin/ from the modules pinned in hack/tools/)
 
 .PHONY: control-plane
 control-plane: $(CONTROL_PLANE) ## Build etcd, kube-apiserver, kube-controller-manager and kubectl into bin/k8s.
 
-$(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/kube-controller-manager $(K8S_ASSETS)/kubectl &: hack/tools/kube/go.mod
+# kube-scheduler is built with them (it shares nearly all their packages); only make test-olm runs it.
+$(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/kube-controller-manager $(K8S_ASSETS)/kube-scheduler $(K8S_ASSETS)/kubectl &: hack/tools/kube/go.mod
 	cd hack/tools/kube && go build -o $(K8S_ASSETS)/ -ldflags "$(K8S_LDFLAGS)" \
-		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
 
 $(K8S_ASSETS)/etcd: hack/tools/etcd/go.mod
 	cd hack/tools/etcd && go build -o $@ go.etcd.io/etcd/server/v3
@@ -141,6 +207,25 @@ $(KUSTOMIZE): hack/tools/kustomize/go.mod
 .PHONY: $(LOCALCLUSTER)
 $(LOCALCLUSTER):
 	go build -o $@ ./hack/localcluster
+
+$(OPM): hack/tools/opm/go.mod
+	cd hack/tools/opm && CGO_ENABLED=0 go build -tags json1,containers_image_openpgp -o $@ github.com/operator-framework/operator-registry/cmd/opm
+
+$(OLM_OPERATORS) &: hack/tools/olm/go.mod
+	cd hack/tools/olm && go build -o $(LOCALBIN)/olm/ \
+		github.com/operator-framework/operator-lifecycle-manager/cmd/olm github.com/operator-framework/operator-lifecycle-manager/cmd/catalog
+
+$(KWOK): hack/tools/kwok/go.mod
+	cd hack/tools/kwok && go build -o $@ sigs.k8s.io/kwok/cmd/kwok
+
+# The bundle and catalog generators and the bundle validator, from hack/olm (go build is cached).
+.PHONY: $(OLM_BUNDLE) $(OLM_CATALOG) $(OLM_VALIDATE)
+$(OLM_BUNDLE):
+	cd hack/olm && go build -o $@ ./cmd/bundle
+$(OLM_CATALOG):
+	cd hack/olm && go build -o $@ ./cmd/catalog
+$(OLM_VALIDATE):
+	cd hack/olm && go build -o $@ ./cmd/bundle-validate
 
 .PHONY: clean
 clean: ## Remove everything built: bin/, .local/ and cover.out.

@@ -1,0 +1,191 @@
+//go:build olm_e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// operator is bin/whisperer running with the credentials OLM gave it.
+type operator struct {
+	*process
+	metricsPort int
+}
+
+// startOperator runs bin/whisperer with a token of the ServiceAccount OLM created, and only
+// that: what it can do is what the CSV's permissions grant. It returns once whisperer is ready
+// and holds the leader election Lease (which the CSV's Role allows).
+func startOperator(t *testing.T, ctx context.Context, c client.Client) *operator {
+	t.Helper()
+	kubeconfig := tokenKubeconfig(t, operatorNamespace, serviceAccount)
+	probePort, metricsPort := freePort(t), freePort(t)
+	started := time.Now().Add(-time.Second)
+	p := start(t, "whisperer", nil, bin("whisperer"),
+		"--kubeconfig="+kubeconfig,
+		"--leader-elect", "--leader-election-namespace="+operatorNamespace,
+		"--health-probe-bind-address="+loopback(probePort),
+		"--metrics-bind-address="+loopback(metricsPort),
+		"--zap-encoder=console",
+		// As tests/kuttl/kuttl-test.yaml runs it: a short conflict retry.
+		"--conflict-retry-interval=2s")
+	waitFor(t, ctx, "whisperer is ready", func(ctx context.Context) (bool, string, error) {
+		if !p.running() {
+			return false, "", fmt.Errorf("whisperer exited; see %s", p.log)
+		}
+		status, _, err := get(ctx, "http://"+loopback(probePort)+"/readyz", "")
+		return status == http.StatusOK, fmt.Sprintf("readyz: %d", status), err
+	})
+	waitFor(t, ctx, "whisperer holds the leader election Lease", func(ctx context.Context) (bool, string, error) {
+		leases := &coordinationv1.LeaseList{}
+		if err := c.List(ctx, leases, client.InNamespace(operatorNamespace)); err != nil {
+			return false, "", err
+		}
+		for _, l := range leases.Items {
+			if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(started) {
+				return true, "", nil
+			}
+		}
+		return false, fmt.Sprintf("%d leases, none renewed since the start", len(leases.Items)), nil
+	})
+	return &operator{process: p, metricsPort: metricsPort}
+}
+
+// runKuttl runs the kuttl suite against the running whisperer; kuttl itself is admin.
+func runKuttl(t *testing.T, ctx context.Context) {
+	cmd := exec.CommandContext(ctx, bin("kubectl-kuttl"), "test", "--config", "tests/kuttl/kuttl-olm.yaml")
+	cmd.Dir = repoDir
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+adminKubeconfig,
+		"PATH="+bin("k8s")+string(os.PathListSeparator)+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	logPath := filepath.Join(workDir, "kuttl.log")
+	_ = os.WriteFile(logPath, out.Bytes(), 0o644)
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, "--- PASS") || strings.Contains(line, "--- FAIL") || strings.HasPrefix(line, "PASS") || strings.HasPrefix(line, "FAIL") {
+			t.Log(strings.TrimSpace(line))
+		}
+	}
+	if err != nil {
+		t.Fatalf("kuttl failed (%v) with whisperer running as %s; log %s", err, serviceAccount, logPath)
+	}
+}
+
+// checkMetrics scrapes whisperer's metrics endpoint as a ServiceAccount bound to the bundle's
+// metrics reader ClusterRole, which whisperer authorizes through the API server, and checks
+// that it refuses anonymous and unauthorized callers.
+func checkMetrics(t *testing.T, ctx context.Context, c client.Client, port int) {
+	const ns = "whisperer-e2e-monitoring"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"scraper", "stranger"} {
+		if err := c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "whisperer-e2e-scraper"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "whisperer-metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "scraper", Namespace: ns}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	url := "https://" + loopback(port) + "/metrics"
+	scraper, stranger := createToken(t, ns, "scraper"), createToken(t, ns, "stranger")
+	var body string
+	waitFor(t, ctx, "the metrics reader scrapes whisperer's metrics", func(ctx context.Context) (bool, string, error) {
+		status, b, err := get(ctx, url, scraper)
+		body = b
+		return status == http.StatusOK, fmt.Sprintf("status %d", status), err
+	})
+	if !strings.Contains(body, "controller_runtime_reconcile_total") {
+		t.Errorf("the metrics have no controller_runtime_reconcile_total:\n%.2000s", body)
+	}
+	for who, token := range map[string]string{"an anonymous caller": "", "a ServiceAccount without the metrics reader role": stranger} {
+		status, _, err := get(ctx, url, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status != http.StatusUnauthorized && status != http.StatusForbidden {
+			t.Errorf("%s got status %d from the metrics endpoint, want 401 or 403", who, status)
+		}
+	}
+}
+
+// get fetches url, with a bearer token unless empty. whisperer's metrics certificate is
+// self-signed, so it is not verified.
+func get(ctx context.Context, url, token string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	httpClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		// Not serving (yet): status 0, which no caller accepts; the waits poll again.
+		return 0, "", nil
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+// createToken returns a token of a ServiceAccount, as README tells: kubectl create token.
+func createToken(t *testing.T, namespace, name string) string {
+	t.Helper()
+	cmd := exec.Command(bin("k8s", "kubectl"), "create", "token", name, "-n", namespace, "--duration=1h")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+adminKubeconfig)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kubectl create token %s -n %s: %v: %s", name, namespace, err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// tokenKubeconfig writes a kubeconfig that reaches the cluster as the ServiceAccount, and
+// nothing else: the admin kubeconfig's server and CA, and a token of the ServiceAccount.
+func tokenKubeconfig(t *testing.T, namespace, name string) string {
+	t.Helper()
+	admin, err := clientcmd.LoadFromFile(adminKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := admin.Clusters[admin.Contexts[admin.CurrentContext].Cluster]
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: cluster.Server, CertificateAuthorityData: cluster.CertificateAuthorityData}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: createToken(t, namespace, name)}
+	cfg.Contexts["default"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: name, Namespace: namespace}
+	cfg.CurrentContext = "default"
+	path := filepath.Join(workDir, name+".kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
