@@ -24,6 +24,11 @@ import (
 // server must be gone before etcd stops: it hangs in its graceful shutdown once etcd is gone.
 const stopTimeout = 10 * time.Second
 
+// startTimeout is how long etcd and kube-apiserver each get to become ready. envtest's default,
+// 20 seconds, is too short on a loaded 2-core machine: kube-apiserver was seen to miss it there
+// while other builds and tests ran.
+const startTimeout = 2 * time.Minute
+
 // DefaultControllers are the kube-controller-manager controllers a local cluster runs.
 var DefaultControllers = []string{"namespace", "garbagecollector", "serviceaccount", "serviceaccount-token"}
 
@@ -70,6 +75,7 @@ func Start(opts Options) (*Cluster, error) {
 	}
 	c := &Cluster{dir: dir, env: &envtest.Environment{
 		BinaryAssetsDirectory:    assets,
+		ControlPlaneStartTimeout: startTimeout,
 		ControlPlaneStopTimeout:  stopTimeout,
 		AttachControlPlaneOutput: opts.Output != nil,
 	}}
