@@ -35,7 +35,7 @@ func CacheOptions() cache.Options {
 		DefaultTransform:            cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Label: mirror.SourceSelector(), Transform: withoutLastApplied},
-			&corev1.Namespace{}: {Transform: withoutAnnotations},
+			&corev1.Namespace{}: {Transform: slimNamespace},
 		},
 	}
 }
@@ -56,11 +56,11 @@ func withoutLastApplied(obj any) (any, error) {
 	return obj, err
 }
 
-// withoutAnnotations drops a namespace's annotations: whisperer reads its name and labels.
-func withoutAnnotations(obj any) (any, error) {
+// slimNamespace keeps of a namespace its name, labels and deletion timestamp (see mirror.SlimNamespace).
+func slimNamespace(obj any) (any, error) {
 	obj, err := stripManagedFields(obj)
 	if o, ok := obj.(client.Object); ok {
-		o.SetAnnotations(nil)
+		mirror.SlimNamespace(o)
 	}
 	return obj, err
 }

@@ -27,7 +27,7 @@ func Build(source *corev1.Secret, namespace string) *corev1.Secret {
 // faithful again: Update, Recreate, or "" when it already is. Type and immutability cannot change
 // back in place, so those differences need a Recreate.
 func Diff(source, existing *corev1.Secret) ActionKind {
-	contentDiffers := !sameData(source.Data, existing.Data) || isImmutable(source) != isImmutable(existing)
+	contentDiffers := !sameData(source.Data, existing) || isImmutable(source) != isImmutable(existing)
 	switch {
 	case source.Type != existing.Type:
 		return Recreate
@@ -51,6 +51,7 @@ func Updated(source, existing *corev1.Secret) *corev1.Secret {
 	}
 	maps.Copy(updated.Labels, mirrorLabels(source))
 	delete(updated.Labels, LabelSync)
+	delete(updated.Labels, digestLabel)
 	delete(updated.Annotations, AnnotationNamespaces)
 	return updated
 }

@@ -10,28 +10,34 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// digestKey holds, in a cached mirror, the digest that stands for its data. It contains a '/',
-// which no Secret data key may: it can never be mistaken for a real key, and it is never sent to
-// the API server, since every update replaces a mirror's data with its source's.
-const digestKey = "whisperer/sha256"
+// digestLabel holds, in a cached mirror, a digest of the data that the cache does not keep. Its
+// key is not a valid label key (two slashes): it can never come from the API server, which would
+// refuse it if a write ever carried it. Updated removes it. A label, not a data key, because the
+// labels map is there anyway, while a data map for the digest alone would cost a few hundred
+// bytes per mirror.
+const digestLabel = "whisperer//data-sha256"
 
 // DigestData replaces the data of a cached mirror by a digest of it, so that the cache holds a
 // few bytes per mirror, not the mirrored data: whisperer only compares a mirror's data with its
-// source's and never reads it. It is meant as a cache transform.
+// source's and never reads it. It is meant as a cache transform, and may run twice on an object.
 func DigestData(secret *corev1.Secret) {
-	if _, done := secret.Data[digestKey]; done {
+	if _, done := secret.Labels[digestLabel]; done {
 		return
 	}
-	secret.Data = map[string][]byte{digestKey: digest(secret.Data)}
+	if secret.Labels == nil {
+		secret.Labels = map[string]string{}
+	}
+	secret.Labels[digestLabel] = string(digest(secret.Data))
+	secret.Data = nil
 }
 
-// sameData reports whether a mirror holds exactly the source's data, whether the mirror's data
-// is there in full or as a digest.
-func sameData(source, existing map[string][]byte) bool {
-	if sum, ok := existing[digestKey]; ok {
-		return string(sum) == string(digest(source))
+// sameData reports whether existing holds exactly the source's data, whether its data is there
+// in full (read live) or as a digest (from the cache).
+func sameData(source map[string][]byte, existing *corev1.Secret) bool {
+	if sum, ok := existing.Labels[digestLabel]; ok {
+		return sum == string(digest(source))
 	}
-	return maps.EqualFunc(source, existing, bytes.Equal)
+	return maps.EqualFunc(source, existing.Data, bytes.Equal)
 }
 
 // digest is a SHA-256 over the keys in order, each key and value prefixed by its length, so that

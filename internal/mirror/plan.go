@@ -43,14 +43,6 @@ func (a Action) Object(source *corev1.Secret) *corev1.Secret {
 	return nil
 }
 
-// Namespace is what planning needs to know of a namespace.
-type Namespace struct {
-	Name   string
-	Labels map[string]string
-	// Terminating namespaces get no new mirror, and their mirrors are left to the namespace's deletion.
-	Terminating bool
-}
-
 // State is what exists now for one source.
 type State struct {
 	// Source names the source being reconciled.

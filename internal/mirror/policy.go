@@ -38,7 +38,7 @@ func (p Policy) AllowsTarget(namespace Namespace) bool {
 	if namespace.Labels[LabelIgnore] == "true" || p.ExcludedNamespaces.Matches(namespace.Name) {
 		return false
 	}
-	return p.TargetSelector == nil || p.TargetSelector.Matches(labels.Set(namespace.Labels))
+	return p.TargetSelector == nil || p.TargetSelector.Matches(namespace.LabelSet())
 }
 
 // Patterns is a list of namespace names and globs, as given to a flag.

@@ -98,7 +98,7 @@ func (t Targets) Matches(namespace Namespace) bool {
 		return false
 	}
 	return t.names[namespace.Name] || matchesAny(t.patterns, namespace.Name) ||
-		(t.selector != nil && t.selector.Matches(labels.Set(namespace.Labels)))
+		(t.selector != nil && t.selector.Matches(namespace.LabelSet()))
 }
 
 func matchesAny(patterns []string, name string) bool {
