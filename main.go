@@ -69,9 +69,9 @@ func parseOptions(args []string) (options, error) {
 		"How often a source whose mirror is blocked by another Secret of the same name looks again.")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "How often each source is reconciled "+
 		"without an event, as a safety net; it writes nothing when mirrors are in sync. 0 disables it.")
-	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 200, "Client-side limit of API requests per second. "+
+	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 1000, "Client-side limit of API requests per second. "+
 		"API Priority and Fairness protects the API server; this only smooths bursts. A negative value disables it.")
-	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Client-side burst of API requests above --kube-api-qps.")
+	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 2000, "Client-side burst of API requests above --kube-api-qps.")
 	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of the pprof endpoint, for profiling. 0 disables it.")
 	fs.Func("source-namespaces", "Comma-separated namespaces and globs (team-*) whose Secrets may be sources; "+
 		"a labelled Secret elsewhere is refused with a Warning Event. Empty (the default) allows every namespace: "+

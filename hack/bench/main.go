@@ -42,8 +42,8 @@ func main() {
 	flag.StringVar(&s.workDir, "work-dir", ".local/bench", "Where logs and audit logs go.")
 	flag.IntVar(&s.secretSize, "secret-size", 1024, "Bytes of data in the source, and in each raw Secret.")
 	flag.IntVar(&s.concurrency, "concurrency", 16, "Writes at once, for whisperer (--mirror-write-concurrency) and the raw client.")
-	flag.Float64Var(&s.qps, "qps", 200, "Client QPS, for whisperer (--kube-api-qps) and the raw client.")
-	flag.IntVar(&s.burst, "burst", 400, "Client burst, for whisperer (--kube-api-burst) and the raw client.")
+	flag.Float64Var(&s.qps, "qps", 1000, "Client QPS, for whisperer (--kube-api-qps) and the raw client.")
+	flag.IntVar(&s.burst, "burst", 2000, "Client burst, for whisperer (--kube-api-burst) and the raw client.")
 	flag.Parse()
 	s.operatorArgs = append([]string{
 		"--mirror-write-concurrency=" + strconv.Itoa(s.concurrency),
