@@ -79,7 +79,7 @@ test-reliability: build $(CONTROL_PLANE) $(KUSTOMIZE) ## Run the fault tolerance
 	WHISPERER=$(WHISPERER) KUSTOMIZE=$(KUSTOMIZE) go test -tags reliability ./test/reliability/... -count=1 -timeout 15m -v
 
 .PHONY: test-all
-test-all: verify test test-e2e test-reliability ## Everything CI runs (.ci/run): checks, unit, envtest, kuttl and reliability tests.
+test-all: verify test test-e2e test-reliability ## Everything CI runs (.ci/run): checks, unit, envtest, kuttl, reliability and OLM tests.
 
 # make bench BENCH_ARGS="--sizes 100,1000,5000,10000"; see hack/bench and the README's results.
 BENCH_ARGS ?=
