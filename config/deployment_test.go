@@ -76,6 +76,13 @@ func TestDeploymentIsHardened(t *testing.T) {
 	if manager.LivenessProbe == nil || manager.ReadinessProbe == nil {
 		t.Error("the manager has no liveness or readiness probe")
 	}
+	memLimit := slices.IndexFunc(manager.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil &&
+			e.ValueFrom.ResourceFieldRef.Resource == "limits.memory"
+	})
+	if memLimit < 0 {
+		t.Errorf("env %v: want GOMEMLIMIT set from the container's memory limit", manager.Env)
+	}
 }
 
 // TestRBACIsLeastPrivilege holds the operator's permissions to what it uses: the generated
