@@ -81,7 +81,17 @@ func (o *outcome) summary(state mirror.State) string {
 
 func (o *outcome) changed() bool { return o.created+o.updated+o.deleted > 0 }
 
-func (o *outcome) err() error { return errors.Join(o.errs...) }
+// maxReportedErrors bounds the errors a reconcile returns: when thousands of writes fail for the
+// same reason, a few say it, and the log line stays readable.
+const maxReportedErrors = 3
+
+func (o *outcome) err() error {
+	if len(o.errs) <= maxReportedErrors {
+		return errors.Join(o.errs...)
+	}
+	more := fmt.Errorf("and %d more failed writes", len(o.errs)-maxReportedErrors)
+	return errors.Join(append(o.errs[:maxReportedErrors:maxReportedErrors], more)...)
+}
 
 // write carries out the planned actions, at most WriteConcurrency at once. A failed write does
 // not stop the others: every mirror that can converge does.
