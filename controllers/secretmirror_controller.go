@@ -134,7 +134,7 @@ func toNamespace(ns client.Object) mirror.Namespace {
 	return mirror.Namespace{Name: ns.GetName(), Labels: ns.GetLabels(), Terminating: ns.GetDeletionTimestamp() != nil}
 }
 
-// listMirrors returns the cached Secrets that claim source in their labels. They are shared
+// listMirrors returns the cached Secrets that claim source (see mirror.SourceOf). They are shared
 // with the cache: planning only reads them.
 func (r *SecretMirrorReconciler) listMirrors(ctx context.Context, source types.NamespacedName) ([]*corev1.Secret, error) {
 	list := &corev1.SecretList{}

@@ -57,7 +57,7 @@ type State struct {
 	Policy Policy
 	// Namespaces lists every namespace of the cluster.
 	Namespaces []Namespace
-	// Mirrors lists the Secrets whose labels claim Source; Plan only touches those OwnedBy it.
+	// Mirrors lists the Secrets that claim Source (see SourceOf); Plan only touches those OwnedBy it.
 	Mirrors []*corev1.Secret
 }
 
