@@ -5,11 +5,9 @@ import (
 	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/whisperer-operator/whisperer/internal/mirror"
 )
@@ -54,10 +52,8 @@ func (r *SecretMirrorReconciler) awaitCache(ctx context.Context, state mirror.St
 // cacheShows reports whether the mirror cache shows namespace as the plan wants it: a faithful
 // mirror where one is wanted, none elsewhere.
 func (r *SecretMirrorReconciler) cacheShows(ctx context.Context, state mirror.State, namespace string, wanted bool) bool {
-	cached := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: namespace, Name: state.Source.Name}
-	err := r.mirrors.Get(ctx, key, cached, client.UnsafeDisableDeepCopy)
-	exists := err == nil && mirror.OwnedBy(cached, state.Source)
+	cached, exists := r.mirrors.get(types.NamespacedName{Namespace: namespace, Name: state.Source.Name})
+	exists = exists && mirror.OwnedBy(cached, state.Source)
 	if !wanted {
 		return !exists
 	}

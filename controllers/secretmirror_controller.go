@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -53,9 +52,11 @@ type SecretMirrorReconciler struct {
 	Policy mirror.Policy
 
 	// mirrors reads mirrors from their own label-filtered cache, indexed by source.
-	mirrors client.Reader
-	memory  *memory
-	tracer  trace.Tracer
+	mirrors mirrorStore
+	// namespaces reads the cached namespaces.
+	namespaces namespaceStore
+	memory     *memory
+	tracer     trace.Tracer
 }
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
@@ -107,45 +108,14 @@ func (r *SecretMirrorReconciler) observe(ctx context.Context, key types.Namespac
 		state.Targets = mirror.TargetsOf(source)
 		state.Refusal = r.Policy.Refusal(source)
 	}
+	state.Namespaces = r.namespaces.list()
 	var err error
-	if state.Namespaces, err = r.listNamespaces(ctx); err != nil {
-		return state, err
-	}
-	if state.Mirrors, err = r.listMirrors(ctx, key); err != nil {
-		return state, err
-	}
-	return state, nil
-}
-
-func (r *SecretMirrorReconciler) listNamespaces(ctx context.Context) ([]mirror.Namespace, error) {
-	list := &metav1.PartialObjectMetadataList{}
-	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
-	if err := r.Client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing namespaces: %w", err)
-	}
-	namespaces := make([]mirror.Namespace, 0, len(list.Items))
-	for _, ns := range list.Items {
-		namespaces = append(namespaces, toNamespace(&ns))
-	}
-	return namespaces, nil
+	state.Mirrors, err = r.mirrors.ofSource(key)
+	return state, err
 }
 
 func toNamespace(ns client.Object) mirror.Namespace {
 	return mirror.Namespace{Name: ns.GetName(), Labels: ns.GetLabels(), Terminating: ns.GetDeletionTimestamp() != nil}
-}
-
-// listMirrors returns the cached Secrets that claim source (see mirror.SourceOf). They are shared
-// with the cache: planning only reads them.
-func (r *SecretMirrorReconciler) listMirrors(ctx context.Context, source types.NamespacedName) ([]*corev1.Secret, error) {
-	list := &corev1.SecretList{}
-	if err := r.mirrors.List(ctx, list, client.MatchingFields{mirrorSourceIndex: source.String()}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing mirrors: %w", err)
-	}
-	mirrors := make([]*corev1.Secret, len(list.Items))
-	for i := range list.Items {
-		mirrors[i] = &list.Items[i]
-	}
-	return mirrors, nil
 }
 
 // endSpan records err, if any, on span and ends it.

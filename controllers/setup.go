@@ -84,7 +84,12 @@ func (r *SecretMirrorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Secret{}, sourceNameIndex, indexByName); err != nil {
 		return fmt.Errorf("indexing sources: %w", err)
 	}
-	r.mirrors = mirrorCache
+	if r.mirrors, err = newMirrorStore(ctx, mirrorCache); err != nil {
+		return err
+	}
+	if r.namespaces, err = newNamespaceStore(ctx, mgr.GetCache()); err != nil {
+		return err
+	}
 	r.memory = newMemory()
 	r.tracer = newTracer()
 	if err := registerStateMetrics(r.memory); err != nil {
@@ -115,9 +120,6 @@ func newMirrorCache(ctx context.Context, mgr ctrl.Manager) (cache.Cache, error) 
 	if err != nil {
 		return nil, fmt.Errorf("creating mirror cache: %w", err)
 	}
-	if err := mirrorCache.IndexField(ctx, &corev1.Secret{}, mirrorSourceIndex, indexBySource); err != nil {
-		return nil, fmt.Errorf("indexing mirrors: %w", err)
-	}
 	if err := mgr.Add(startedWithCaches{mirrorCache}); err != nil {
 		return nil, fmt.Errorf("adding mirror cache: %w", err)
 	}
@@ -129,13 +131,6 @@ func newMirrorCache(ctx context.Context, mgr ctrl.Manager) (cache.Cache, error) 
 type startedWithCaches struct{ cache.Cache }
 
 func (c startedWithCaches) GetCache() cache.Cache { return c.Cache }
-
-func indexBySource(obj client.Object) []string {
-	if source, ok := mirror.SourceOf(obj.(*corev1.Secret)); ok {
-		return []string{source.String()}
-	}
-	return nil
-}
 
 func indexByName(obj client.Object) []string {
 	return []string{obj.GetName()}

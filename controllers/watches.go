@@ -96,12 +96,12 @@ func (r *SecretMirrorReconciler) namespaceToSources(ctx context.Context, obj cli
 			found.Insert(client.ObjectKeyFromObject(src))
 		}
 	}
-	mirrors := &corev1.SecretList{}
-	if err := r.mirrors.List(ctx, mirrors, client.InNamespace(namespace.Name), client.UnsafeDisableDeepCopy); err != nil {
+	mirrors, err := r.mirrors.inNamespace(namespace.Name)
+	if err != nil {
 		log.Error(err, "Cannot list mirrors in a namespace")
 	}
-	for i := range mirrors.Items {
-		if source, ok := mirror.SourceOf(&mirrors.Items[i]); ok {
+	for _, m := range mirrors {
+		if source, ok := mirror.SourceOf(m); ok {
 			found.Insert(source)
 		}
 	}
