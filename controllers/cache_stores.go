@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -22,18 +24,19 @@ import (
 // mirrorStore reads the cached mirrors, indexed by the source they claim.
 type mirrorStore struct{ indexer toolscache.Indexer }
 
-// newMirrorStore indexes the mirror cache's informer by source. It adds the index to the
-// informer itself: cache.IndexField would also index every mirror under its namespace, one more
-// set per namespace that no query uses.
 func newMirrorStore(ctx context.Context, mirrors cache.Cache) (mirrorStore, error) {
 	informer, err := sharedInformer(ctx, mirrors, &corev1.Secret{})
 	if err != nil {
 		return mirrorStore{}, err
 	}
-	if err := informer.AddIndexers(toolscache.Indexers{mirrorSourceIndex: indexBySource}); err != nil {
-		return mirrorStore{}, fmt.Errorf("indexing mirrors: %w", err)
-	}
 	return mirrorStore{indexer: informer.GetIndexer()}, nil
+}
+
+// newMirrorInformer makes the mirror cache's informer, indexed by source only. controller-runtime's
+// default would also index each mirror under its namespace: one more set per namespace, for a
+// query whisperer does not make (see namespaceToSources).
+func newMirrorInformer(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, _ toolscache.Indexers) toolscache.SharedIndexInformer {
+	return toolscache.NewSharedIndexInformer(lw, obj, resync, toolscache.Indexers{mirrorSourceIndex: indexBySource})
 }
 
 // indexBySource keys a cached mirror by the "namespace/name" of the source it claims.
@@ -48,20 +51,17 @@ func indexBySource(obj any) ([]string, error) {
 
 // ofSource returns the cached mirrors that claim source.
 func (s mirrorStore) ofSource(source types.NamespacedName) ([]*corev1.Secret, error) {
-	return s.byIndex(mirrorSourceIndex, source.String())
-}
-
-// inNamespace returns the cached mirrors in namespace.
-func (s mirrorStore) inNamespace(namespace string) ([]*corev1.Secret, error) {
-	return s.byIndex(toolscache.NamespaceIndex, namespace)
-}
-
-func (s mirrorStore) byIndex(index, value string) ([]*corev1.Secret, error) {
-	objects, err := s.indexer.ByIndex(index, value)
+	objects, err := s.indexer.ByIndex(mirrorSourceIndex, source.String())
 	if err != nil {
 		return nil, fmt.Errorf("reading cached mirrors: %w", err)
 	}
-	return secrets(objects), nil
+	mirrors := make([]*corev1.Secret, 0, len(objects))
+	for _, obj := range objects {
+		if secret, ok := obj.(*corev1.Secret); ok {
+			mirrors = append(mirrors, secret)
+		}
+	}
+	return mirrors, nil
 }
 
 // get returns the cached mirror at key, if there is one.
@@ -107,14 +107,4 @@ func sharedInformer(ctx context.Context, c cache.Cache, obj client.Object) (tool
 		return nil, fmt.Errorf("the informer for %T is a %T, not a client-go SharedIndexInformer", obj, informer)
 	}
 	return shared, nil
-}
-
-func secrets(objects []any) []*corev1.Secret {
-	out := make([]*corev1.Secret, 0, len(objects))
-	for _, obj := range objects {
-		if secret, ok := obj.(*corev1.Secret); ok {
-			out = append(out, secret)
-		}
-	}
-	return out
 }

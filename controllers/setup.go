@@ -116,6 +116,7 @@ func newMirrorCache(ctx context.Context, mgr ctrl.Manager) (cache.Cache, error) 
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: mirror.MirrorSelector(), Transform: withDataDigest},
 		},
+		NewInformer: newMirrorInformer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating mirror cache: %w", err)

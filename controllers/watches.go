@@ -5,8 +5,6 @@ import (
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -79,35 +77,23 @@ func (r *SecretMirrorReconciler) sourcesNamed(ctx context.Context, name string) 
 	return requests
 }
 
-// namespaceToSources maps a new or relabelled namespace to the sources that ask for it now and
-// to the sources that have a mirror in it, which may no longer ask for it.
+// namespaceToSources maps a new or relabelled namespace to the sources that ask for it. A
+// relabelling is mapped twice, before and after (EnqueueRequestsFromMapFunc), so the sources that
+// no longer ask for it are reconciled too, and remove their mirrors. A mirror in a namespace that
+// its source never asked for reaches the source through the mirror watch.
 func (r *SecretMirrorReconciler) namespaceToSources(ctx context.Context, obj client.Object) []reconcile.Request {
-	log := ctrl.LoggerFrom(ctx).WithValues("namespace", obj.GetName())
 	namespace := toNamespace(obj)
-	found := sets.New[types.NamespacedName]()
-
 	sources := &corev1.SecretList{}
 	if err := r.Client.List(ctx, sources, client.UnsafeDisableDeepCopy); err != nil {
-		log.Error(err, "Cannot list sources for a namespace")
+		ctrl.LoggerFrom(ctx).Error(err, "Cannot list sources for a namespace", "namespace", namespace.Name)
+		return nil
 	}
+	var requests []reconcile.Request
 	for i := range sources.Items {
-		src := &sources.Items[i]
-		if src.Namespace != namespace.Name && mirror.TargetsOf(src).Matches(namespace) {
-			found.Insert(client.ObjectKeyFromObject(src))
+		source := &sources.Items[i]
+		if source.Namespace != namespace.Name && mirror.TargetsOf(source).Matches(namespace) {
+			requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(source)})
 		}
-	}
-	mirrors, err := r.mirrors.inNamespace(namespace.Name)
-	if err != nil {
-		log.Error(err, "Cannot list mirrors in a namespace")
-	}
-	for _, m := range mirrors {
-		if source, ok := mirror.SourceOf(m); ok {
-			found.Insert(source)
-		}
-	}
-	requests := make([]reconcile.Request, 0, found.Len())
-	for key := range found {
-		requests = append(requests, reconcile.Request{NamespacedName: key})
 	}
 	return requests
 }
