@@ -202,6 +202,7 @@ func main() {
 		os.Exit(2)
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	ctrl.Log.V(1).Info("Garbage collector target", "gcPercent", setGCPercent())
 	if err := run(o); err != nil {
 		ctrl.Log.Error(err, "Stopped")
 		os.Exit(1)
