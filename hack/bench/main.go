@@ -1,8 +1,9 @@
 // Command bench measures whisperer at scale against the API server's own speed. For each size N
 // it starts a local control plane, pre-creates N namespaces, times a plain client-go program
 // making the writes whisperer makes (create, update, delete one Secret per namespace), then times
-// the real whisperer binary doing them through a source with a glob, and what costs nothing
-// (resync, restart) and what a new namespace waits. The operator's writes come from the API
+// the real whisperer binary doing them through a source with a glob, each in --rounds rounds
+// (the medians go in the table: one round of a few seconds on a shared machine says little),
+// and what costs nothing (resync, restart) and what a new namespace waits. The operator's writes come from the API
 // server's audit log; its peak RSS and CPU time from /proc. `make bench` runs it.
 package main
 
@@ -27,6 +28,9 @@ type settings struct {
 	qps                     float64
 	burst                   int
 	operatorArgs            []string
+	// rounds is how many times create, update and delete are measured, for the raw client and
+	// for whisperer; the table shows the medians.
+	rounds int
 }
 
 func main() {
@@ -44,7 +48,12 @@ func main() {
 	flag.IntVar(&s.concurrency, "concurrency", 16, "Writes at once, for whisperer (--mirror-write-concurrency) and the raw client.")
 	flag.Float64Var(&s.qps, "qps", 1000, "Client QPS, for whisperer (--kube-api-qps) and the raw client.")
 	flag.IntVar(&s.burst, "burst", 2000, "Client burst, for whisperer (--kube-api-burst) and the raw client.")
+	flag.IntVar(&s.rounds, "rounds", 3, "Rounds of create, update and delete, for the raw client and for whisperer; the table shows the medians.")
 	flag.Parse()
+	if s.rounds < 1 {
+		fmt.Fprintln(os.Stderr, "bench: --rounds must be at least 1")
+		os.Exit(2)
+	}
 	s.operatorArgs = append([]string{
 		"--mirror-write-concurrency=" + strconv.Itoa(s.concurrency),
 		"--kube-api-qps=" + strconv.FormatFloat(s.qps, 'f', -1, 64),

@@ -35,6 +35,10 @@ type row struct {
 	// RawSeconds is the same writes made directly with client-go, 0 where there is none.
 	RawSeconds float64 `json:"rawSeconds,omitempty"`
 	Ratio      float64 `json:"ratio,omitempty"`
+	// RoundSeconds and RawRoundSeconds are each round's times of a repeated phase; Seconds and
+	// RawSeconds are their medians.
+	RoundSeconds    []float64 `json:"roundSeconds,omitempty"`
+	RawRoundSeconds []float64 `json:"rawRoundSeconds,omitempty"`
 	// SecretWrites and OtherWrites are the operator's write requests in the phase (audit log).
 	SecretWrites int `json:"secretWrites"`
 	OtherWrites  int `json:"otherWrites"`
@@ -81,7 +85,7 @@ func (r *run) execute(ctx context.Context) error {
 	if err := r.createNamespaces(ctx, append(targets, sourceNamespace)); err != nil {
 		return err
 	}
-	rawTimes := map[string]time.Duration{}
+	rawTimes := map[string][]time.Duration{}
 	if r.unrelated == 0 {
 		if rawTimes, err = r.rawWrites(ctx, targets); err != nil {
 			return err
@@ -96,48 +100,90 @@ func (r *run) execute(ctx context.Context) error {
 	return r.operatorPhases(ctx, filepath.Join(dir, "whisperer.log"), rawTimes)
 }
 
-// operatorPhases measures the operator on the same writes as the raw client, then what costs
-// nothing (resync, restart) and what a new namespace waits.
-func (r *run) operatorPhases(ctx context.Context, logPath string, raw map[string]time.Duration) error {
+// operatorPhases measures the operator on the same writes as the raw client, in as many rounds,
+// then what costs nothing (resync, restart) and what a new namespace waits.
+func (r *run) operatorPhases(ctx context.Context, logPath string, raw map[string][]time.Duration) error {
 	var err error
 	if r.op, err = startOperator(r.binary, r.cluster.kubeconfig, logPath, r.operatorArgs); err != nil {
 		return err
 	}
 	defer func() { r.op.stop() }()
 
-	steps := []struct {
+	type step struct {
 		phase string
 		act   func(context.Context) (time.Duration, error)
-	}{
-		{"create", r.createSource},
-		{"update", r.updateSource},
-		{"resync (source touched)", r.touchSource},
-		{"restart", r.restartOperator},
-		{"new namespace (median of 50)", r.newNamespaces},
-		{"delete", r.deleteSource},
 	}
+	create, update, remove := step{"create", r.createSource}, step{"update", r.updateSource}, step{"delete", r.deleteSource}
+	var steps []step
+	for range r.rounds - 1 {
+		steps = append(steps, create, update, remove)
+	}
+	steps = append(steps, create, update,
+		step{"resync (source touched)", r.touchSource},
+		step{"restart", r.restartOperator},
+		step{"new namespace (median of 50)", r.newNamespaces},
+		remove)
+	rounds := map[string][]row{}
 	for _, step := range steps {
-		if err := r.measure(ctx, step.phase, raw[step.phase], step.act); err != nil {
+		measured, err := r.measure(ctx, step.phase, step.act)
+		if err != nil {
 			return fmt.Errorf("%s: %w", step.phase, err)
 		}
+		rounds[step.phase] = append(rounds[step.phase], measured)
+	}
+	for _, step := range steps[3*(r.rounds-1):] {
+		r.rows = append(r.rows, merge(rounds[step.phase], raw[step.phase]))
 	}
 	return nil
 }
 
-// measure runs one phase and records its time, writes, reconciles and the operator's usage.
-func (r *run) measure(ctx context.Context, phase string, raw time.Duration, act func(context.Context) (time.Duration, error)) error {
+// merge makes one row of a phase's rounds: the median times and their ratio, the most writes and
+// reconciles of any round (they should all be equal), and the operator's usage after the last.
+func merge(rounds []row, raw []time.Duration) row {
+	merged := rounds[len(rounds)-1]
+	merged.Seconds, merged.RoundSeconds = 0, nil
+	for _, round := range rounds {
+		merged.RoundSeconds = append(merged.RoundSeconds, round.Seconds)
+		merged.SecretWrites = max(merged.SecretWrites, round.SecretWrites)
+		merged.OtherWrites = max(merged.OtherWrites, round.OtherWrites)
+		merged.Reconciles = max(merged.Reconciles, round.Reconciles)
+	}
+	merged.Seconds = median(merged.RoundSeconds)
+	for _, d := range raw {
+		merged.RawRoundSeconds = append(merged.RawRoundSeconds, d.Seconds())
+	}
+	if len(raw) > 0 {
+		merged.RawSeconds = median(merged.RawRoundSeconds)
+		merged.Ratio = merged.Seconds / merged.RawSeconds
+	}
+	if len(rounds) == 1 {
+		merged.RoundSeconds, merged.RawRoundSeconds = nil, nil
+	}
+	return merged
+}
+
+func median(values []float64) float64 {
+	sorted := slices.Sorted(slices.Values(values))
+	if n := len(sorted); n%2 == 0 {
+		return (sorted[n/2-1] + sorted[n/2]) / 2
+	}
+	return sorted[len(sorted)/2]
+}
+
+// measure runs one phase and returns its time, writes, reconciles and the operator's usage.
+func (r *run) measure(ctx context.Context, phase string, act func(context.Context) (time.Duration, error)) (row, error) {
 	writesBefore, err := r.cluster.operatorWrites()
 	if err != nil {
-		return err
+		return row{}, err
 	}
 	op := r.op
 	reconcilesBefore, err := op.reconciles(ctx)
 	if err != nil {
-		return err
+		return row{}, err
 	}
 	took, err := act(ctx)
 	if err != nil {
-		return err
+		return row{}, err
 	}
 	if r.op != op {
 		reconcilesBefore = 0 // a new operator process counts from zero
@@ -145,27 +191,22 @@ func (r *run) measure(ctx context.Context, phase string, raw time.Duration, act 
 	// Writes that trail the observed result (Events) belong to the phase too.
 	reconciles, err := r.op.waitIdle(ctx, reconcilesBefore, time.Second)
 	if err != nil {
-		return err
+		return row{}, err
 	}
 	writesAfter, err := r.cluster.operatorWrites()
 	if err != nil {
-		return err
+		return row{}, err
 	}
 	u, err := r.op.usage()
 	if err != nil {
-		return err
+		return row{}, err
 	}
 	writes := writesAfter.minus(writesBefore)
 	secretWrites := writes["secrets"]
 	result := row{Phase: r.label(phase), N: r.n, Seconds: took.Seconds(), SecretWrites: secretWrites,
 		OtherWrites: writes.total() - secretWrites, Reconciles: int(reconciles), usage: u}
-	if raw > 0 {
-		result.RawSeconds = raw.Seconds()
-		result.Ratio = took.Seconds() / raw.Seconds()
-	}
-	r.rows = append(r.rows, result)
 	fmt.Printf("  %-45s %8.3fs  writes %d+%d\n", result.Phase, result.Seconds, result.SecretWrites, result.OtherWrites)
-	return nil
+	return result, nil
 }
 
 func (r *run) createSource(ctx context.Context) (time.Duration, error) {
@@ -249,11 +290,12 @@ func (r *run) deleteSource(ctx context.Context) (time.Duration, error) {
 	return waitFor(ctx, start, "every mirror deleted", func() bool { return r.observer.total() == 0 })
 }
 
-// rawWrites makes the operator's writes directly: one Secret of the same size and labels in
-// each namespace, created, updated, deleted, with the same client settings and concurrency.
-func (r *run) rawWrites(ctx context.Context, namespaces []string) (map[string]time.Duration, error) {
+// rawWrites makes the operator's writes directly, in each round: one Secret of the same size and
+// labels in each namespace, created, updated, deleted, with the same client settings and
+// concurrency. It returns each phase's time in each round.
+func (r *run) rawWrites(ctx context.Context, namespaces []string) (map[string][]time.Duration, error) {
 	secrets := make([]*corev1.Secret, len(namespaces))
-	times := map[string]time.Duration{}
+	times := map[string][]time.Duration{}
 	phases := []struct {
 		name  string
 		write func(i int) error
@@ -276,13 +318,16 @@ func (r *run) rawWrites(ctx context.Context, namespaces []string) (map[string]ti
 			return r.raw.CoreV1().Secrets(namespaces[i]).Delete(ctx, "raw", metav1.DeleteOptions{})
 		}},
 	}
-	for _, phase := range phases {
-		start := time.Now()
-		if err := parallel(len(namespaces), r.concurrency, phase.write); err != nil {
-			return nil, fmt.Errorf("raw %s: %w", phase.name, err)
+	for range r.rounds {
+		for _, phase := range phases {
+			start := time.Now()
+			if err := parallel(len(namespaces), r.concurrency, phase.write); err != nil {
+				return nil, fmt.Errorf("raw %s: %w", phase.name, err)
+			}
+			took := time.Since(start)
+			times[phase.name] = append(times[phase.name], took)
+			fmt.Printf("  %-45s %8.3fs\n", "raw "+phase.name, took.Seconds())
 		}
-		times[phase.name] = time.Since(start)
-		fmt.Printf("  %-45s %8.3fs\n", "raw "+phase.name, times[phase.name].Seconds())
 	}
 	return times, nil
 }
