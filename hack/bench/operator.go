@@ -89,7 +89,8 @@ func (o *operator) stop() {
 	}
 }
 
-// usage is what the operator process has used so far: peak resident memory and CPU time.
+// usage is what the operator process has used: its peak resident memory so far, and CPU time
+// (so far when read from /proc; in a phase once measure has subtracted the start).
 type usage struct {
 	PeakRSSMiB float64 `json:"peakRSSMiB"`
 	CPUSeconds float64 `json:"cpuSeconds"`

@@ -137,8 +137,8 @@ func (r *run) operatorPhases(ctx context.Context, logPath string, raw map[string
 	return nil
 }
 
-// merge makes one row of a phase's rounds: the median times and their ratio, the most writes and
-// reconciles of any round (they should all be equal), and the operator's usage after the last.
+// merge makes one row of a phase's rounds: the median times, ratio and CPU time, the most writes
+// and reconciles of any round (they should all be equal), and the operator's peak RSS so far.
 func merge(rounds []row, raw []time.Duration) row {
 	merged := rounds[len(rounds)-1]
 	merged.Seconds, merged.RoundSeconds = 0, nil
@@ -149,6 +149,7 @@ func merge(rounds []row, raw []time.Duration) row {
 		merged.Reconciles = max(merged.Reconciles, round.Reconciles)
 	}
 	merged.Seconds = median(merged.RoundSeconds)
+	merged.CPUSeconds = median(mapped(rounds, func(r row) float64 { return r.CPUSeconds }))
 	for _, d := range raw {
 		merged.RawRoundSeconds = append(merged.RawRoundSeconds, d.Seconds())
 	}
@@ -160,6 +161,14 @@ func merge(rounds []row, raw []time.Duration) row {
 		merged.RoundSeconds, merged.RawRoundSeconds = nil, nil
 	}
 	return merged
+}
+
+func mapped(rows []row, value func(row) float64) []float64 {
+	values := make([]float64, len(rows))
+	for i, r := range rows {
+		values[i] = value(r)
+	}
+	return values
 }
 
 func median(values []float64) float64 {
@@ -181,12 +190,17 @@ func (r *run) measure(ctx context.Context, phase string, act func(context.Contex
 	if err != nil {
 		return row{}, err
 	}
+	usageBefore, err := op.usage()
+	if err != nil {
+		return row{}, err
+	}
 	took, err := act(ctx)
 	if err != nil {
 		return row{}, err
 	}
 	if r.op != op {
-		reconcilesBefore = 0 // a new operator process counts from zero
+		// A new operator process counts from zero.
+		reconcilesBefore, usageBefore = 0, usage{}
 	}
 	// Writes that trail the observed result (Events) belong to the phase too.
 	reconciles, err := r.op.waitIdle(ctx, reconcilesBefore, time.Second)
@@ -201,6 +215,7 @@ func (r *run) measure(ctx context.Context, phase string, act func(context.Contex
 	if err != nil {
 		return row{}, err
 	}
+	u.CPUSeconds -= usageBefore.CPUSeconds
 	writes := writesAfter.minus(writesBefore)
 	secretWrites := writes["secrets"]
 	result := row{Phase: r.label(phase), N: r.n, Seconds: took.Seconds(), SecretWrites: secretWrites,
