@@ -119,6 +119,7 @@ func sortObjects(objects []*unstructured.Unstructured) (*parts, error) {
 	p := &parts{roles: map[string]rbacv1.Role{}, clusterRoles: map[string]rbacv1.ClusterRole{}}
 	for _, o := range objects {
 		var err error
+		other := true
 		switch o.GetKind() {
 		case "ClusterServiceVersion":
 			if p.csv != nil {
@@ -126,18 +127,15 @@ func sortObjects(objects []*unstructured.Unstructured) (*parts, error) {
 			}
 			p.csv = &v1alpha1.ClusterServiceVersion{}
 			err = fromUnstructured(o, p.csv)
-			continue
+			other = false
 		case "Namespace":
 			// OLM installs into the namespace of the OperatorGroup, not into config/'s.
-			continue
+			other = false
 		case "Deployment":
 			var d appsv1.Deployment
 			err = fromUnstructured(o, &d)
+			other = false
 			p.deployments = append(p.deployments, d)
-			if err != nil {
-				return nil, err
-			}
-			continue
 		case "Role":
 			var r rbacv1.Role
 			err = fromUnstructured(o, &r)
@@ -158,7 +156,9 @@ func sortObjects(objects []*unstructured.Unstructured) (*parts, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.others = append(p.others, o)
+		if other {
+			p.others = append(p.others, o)
+		}
 	}
 	return p, nil
 }

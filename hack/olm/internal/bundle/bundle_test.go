@@ -10,6 +10,7 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
 
@@ -236,5 +237,24 @@ subjects: [{kind: Group, name: auditors, apiGroup: rbac.authorization.k8s.io}]
 	}
 	if _, err := Generate(opts); err == nil || !strings.Contains(err.Error(), "other subjects") {
 		t.Errorf("Generate with a mixed binding: %v, want an error about other subjects", err)
+	}
+}
+
+// TestMalformedManifestsAreErrors: a CSV base or Deployment that does not convert to its type is
+// reported, not turned into an empty install strategy.
+func TestMalformedManifestsAreErrors(t *testing.T) {
+	for kind, manifest := range map[string]string{
+		"ClusterServiceVersion": "apiVersion: operators.coreos.com/v1alpha1\nkind: ClusterServiceVersion\nmetadata: {name: x}\nspec: {installModes: not-a-list}\n",
+		"Deployment":            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: op}\nspec: {replicas: many}\n",
+	} {
+		t.Run(kind, func(t *testing.T) {
+			var object map[string]any
+			if err := yaml.Unmarshal([]byte(manifest), &object); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sortObjects([]*unstructured.Unstructured{{Object: object}}); err == nil {
+				t.Errorf("sortObjects accepted a malformed %s", kind)
+			}
+		})
 	}
 }
