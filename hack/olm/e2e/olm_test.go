@@ -125,7 +125,7 @@ func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 		operator := startOperator(t, ctx, c)
 		t.Run("mirrors of the previous version", func(t *testing.T) { manageAfterUpgrade(t, ctx, c, before) })
 		t.Run("metrics", func(t *testing.T) { checkMetrics(t, ctx, c, operator.metricsPort) })
-		t.Run("kuttl", func(t *testing.T) { runKuttl(t, ctx) })
+		t.Run("kuttl", func(t *testing.T) { runKuttl(t, ctx, operator.log) })
 		if !operator.running() {
 			t.Errorf("whisperer exited during the tests; see %s", operator.log)
 		}

@@ -69,8 +69,9 @@ func startOperator(t *testing.T, ctx context.Context, c client.Client) *operator
 	return &operator{process: p, metricsPort: metricsPort}
 }
 
-// runKuttl runs the kuttl suite against the running whisperer; kuttl itself is admin.
-func runKuttl(t *testing.T, ctx context.Context) {
+// runKuttl runs the kuttl suite against the running whisperer, which logs to operatorLog;
+// kuttl itself is admin.
+func runKuttl(t *testing.T, ctx context.Context, operatorLog string) {
 	cmd := exec.CommandContext(ctx, bin("kubectl-kuttl"), "test", "--config", "tests/kuttl/kuttl-olm.yaml")
 	cmd.Dir = repoDir
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+adminKubeconfig,
@@ -86,8 +87,32 @@ func runKuttl(t *testing.T, ctx context.Context) {
 		}
 	}
 	if err != nil {
+		// CI keeps only this test's output: why each step failed, and what whisperer said.
+		t.Logf("kuttl's reasons:\n%s", linesWith(out.String(), "case.go:", 40))
+		t.Logf("whisperer's errors and leader election:\n%s", linesWith(readFile(operatorLog), "ERROR", 20)+
+			linesWith(readFile(operatorLog), "leader", 20))
 		t.Fatalf("kuttl failed (%v) with whisperer running as %s; log %s", err, serviceAccount, logPath)
 	}
+}
+
+// linesWith returns the last max lines of text that contain substr.
+func linesWith(text, substr string, max int) string {
+	var found []string
+	for line := range strings.Lines(text) {
+		if strings.Contains(line, substr) {
+			found = append(found, line)
+		}
+	}
+	return strings.Join(found[len(found)-min(max, len(found)):], "")
+}
+
+// readFile returns the content of path, or why it cannot be read.
+func readFile(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error() + "\n"
+	}
+	return string(b)
 }
 
 // checkMetrics scrapes whisperer's metrics endpoint as a ServiceAccount bound to the bundle's
