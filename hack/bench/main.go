@@ -18,6 +18,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // settings are the command-line flags shared by every run.
@@ -34,6 +37,9 @@ type settings struct {
 }
 
 func main() {
+	// envtest, which starts each control plane, logs through controller-runtime; without a
+	// logger, controller-runtime prints a stack trace about it from the second size on.
+	ctrllog.SetLogger(logr.Discard())
 	var (
 		s          settings
 		sizes      = flag.String("sizes", "100,1000", "Comma-separated numbers of namespaces, for example 100,1000,5000,10000.")
