@@ -15,9 +15,10 @@ import (
 //
 // Package initialization registers every built-in Kubernetes type, protobuf descriptor and
 // metric, and the kernel maps the file around each page it touches (fault-around). That leaves
-// about 35 MiB of the executable resident, a third of it never read again, which is most of the
-// peak RSS at a few thousand mirrors. The pages stay in the page cache: the ones still needed
-// come back on first use, with a minor fault and no I/O.
+// over 30 MiB of the executable resident when main starts, the largest part of the RSS at a few
+// thousand mirrors, and much of it is never read again: converged into 5,000 namespaces,
+// whisperer held 27.8 MiB of it instead of 33.8. The pages stay in the page cache: the ones
+// still needed come back on first use, with a minor fault and no I/O.
 func releaseStartupPages() (int64, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
