@@ -1,10 +1,11 @@
 // Command bench measures whisperer at scale against the API server's own speed. For each size N
-// it starts a local control plane, pre-creates N namespaces, times a plain client-go program
-// making the writes whisperer makes (create, update, delete one Secret per namespace), then times
-// the real whisperer binary doing them through a source with a glob, each in --rounds rounds
-// (the medians go in the table: one round of a few seconds on a shared machine says little),
-// and what costs nothing (resync, restart) and what a new namespace waits. The operator's writes come from the API
-// server's audit log; its peak RSS and CPU time from /proc. `make bench` runs it.
+// it starts a local control plane, pre-creates N namespaces, and in each of --rounds rounds times
+// a plain client-go program making the writes whisperer makes (create, update, delete one Secret
+// per namespace), then the real whisperer binary doing them through a source with a glob (the
+// medians go in the table: one round of a few seconds on a shared machine says little). Then it
+// times what costs nothing (resync, restart) and what a new namespace waits. The operator's
+// writes come from the API server's audit log; its peak RSS and CPU time from /proc. `make bench`
+// runs it.
 package main
 
 import (

@@ -77,19 +77,17 @@ func (r *run) execute(ctx context.Context) error {
 	admin := rest.CopyConfig(cluster.Config)
 	admin.QPS, admin.Burst = -1, 0
 	r.client = kubernetes.NewForConfigOrDie(admin)
-	raw := rest.CopyConfig(cluster.Config)
-	raw.QPS, raw.Burst = float32(r.qps), r.burst
-	r.raw = kubernetes.NewForConfigOrDie(raw)
+	rawConfig := rest.CopyConfig(cluster.Config)
+	rawConfig.QPS, rawConfig.Burst = float32(r.qps), r.burst
+	r.raw = kubernetes.NewForConfigOrDie(rawConfig)
 
 	targets := namespaceNames(targetPrefix, r.n)
 	if err := r.createNamespaces(ctx, append(targets, sourceNamespace)); err != nil {
 		return err
 	}
-	rawTimes := map[string][]time.Duration{}
+	var rawWrites *rawWriter
 	if r.unrelated == 0 {
-		if rawTimes, err = r.rawWrites(ctx, targets); err != nil {
-			return err
-		}
+		rawWrites = &rawWriter{run: r, namespaces: targets}
 	} else if err := r.createUnrelated(ctx); err != nil {
 		return err
 	}
@@ -97,12 +95,14 @@ func (r *run) execute(ctx context.Context) error {
 		return err
 	}
 	defer r.observer.close()
-	return r.operatorPhases(ctx, filepath.Join(dir, "whisperer.log"), rawTimes)
+	return r.operatorPhases(ctx, filepath.Join(dir, "whisperer.log"), rawWrites)
 }
 
 // operatorPhases measures the operator on the same writes as the raw client, in as many rounds,
-// then what costs nothing (resync, restart) and what a new namespace waits.
-func (r *run) operatorPhases(ctx context.Context, logPath string, raw map[string][]time.Duration) error {
+// then what costs nothing (resync, restart) and what a new namespace waits. Unless raw is nil,
+// each round of the operator follows a round of the raw client: both then see the same machine
+// and an etcd of the same history, however either drifts during the run.
+func (r *run) operatorPhases(ctx context.Context, logPath string, raw *rawWriter) error {
 	var err error
 	if r.op, err = startOperator(r.binary, r.cluster.kubeconfig, logPath, r.operatorArgs); err != nil {
 		return err
@@ -124,7 +124,13 @@ func (r *run) operatorPhases(ctx context.Context, logPath string, raw map[string
 		step{"new namespace (median of 50)", r.newNamespaces},
 		remove)
 	rounds := map[string][]row{}
+	rawTimes := map[string][]time.Duration{}
 	for _, step := range steps {
+		if raw != nil && step.phase == create.phase {
+			if err := raw.round(ctx, rawTimes); err != nil {
+				return err
+			}
+		}
 		measured, err := r.measure(ctx, step.phase, step.act)
 		if err != nil {
 			return fmt.Errorf("%s: %w", step.phase, err)
@@ -132,7 +138,7 @@ func (r *run) operatorPhases(ctx context.Context, logPath string, raw map[string
 		rounds[step.phase] = append(rounds[step.phase], measured)
 	}
 	for _, step := range steps[3*(r.rounds-1):] {
-		r.rows = append(r.rows, merge(rounds[step.phase], raw[step.phase]))
+		r.rows = append(r.rows, merge(rounds[step.phase], rawTimes[step.phase]))
 	}
 	return nil
 }
@@ -305,46 +311,52 @@ func (r *run) deleteSource(ctx context.Context) (time.Duration, error) {
 	return waitFor(ctx, start, "every mirror deleted", func() bool { return r.observer.total() == 0 })
 }
 
-// rawWrites makes the operator's writes directly, in each round: one Secret of the same size and
-// labels in each namespace, created, updated, deleted, with the same client settings and
-// concurrency. It returns each phase's time in each round.
-func (r *run) rawWrites(ctx context.Context, namespaces []string) (map[string][]time.Duration, error) {
-	secrets := make([]*corev1.Secret, len(namespaces))
-	times := map[string][]time.Duration{}
+// rawLabelPrefix stands for secret-syncer.jeffl.es in the raw client's Secrets: labels of the
+// same sizes as a mirror's, which whisperer, running meanwhile, does not take for mirrors.
+const rawLabelPrefix = "secret-syncer.bench.es"
+
+// rawWriter makes the operator's writes directly: one Secret of the same size and label sizes in
+// each namespace, created, updated, deleted, with the same client settings and concurrency.
+type rawWriter struct {
+	*run
+	namespaces []string
+}
+
+// round makes one round of the writes and appends each phase's time to times.
+func (w *rawWriter) round(ctx context.Context, times map[string][]time.Duration) error {
+	secrets := make([]*corev1.Secret, len(w.namespaces))
 	phases := []struct {
 		name  string
 		write func(i int) error
 	}{
 		{"create", func(i int) (err error) {
 			s := &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Name: "raw", Namespace: namespaces[i], Labels: map[string]string{
-					"secret-syncer.jeffl.es/mirror": "true", "secret-syncer.jeffl.es/name": "raw", "secret-syncer.jeffl.es/namespace": "raw"}},
-				Data: payload(r.secretSize, "v1"),
+				ObjectMeta: metav1.ObjectMeta{Name: "raw", Namespace: w.namespaces[i], Labels: map[string]string{
+					rawLabelPrefix + "/mirror": "true", rawLabelPrefix + "/name": "raw", rawLabelPrefix + "/namespace": "raw"}},
+				Data: payload(w.secretSize, "v1"),
 			}
-			secrets[i], err = r.raw.CoreV1().Secrets(namespaces[i]).Create(ctx, s, metav1.CreateOptions{})
+			secrets[i], err = w.raw.CoreV1().Secrets(w.namespaces[i]).Create(ctx, s, metav1.CreateOptions{})
 			return err
 		}},
 		{"update", func(i int) (err error) {
-			secrets[i].Data = payload(r.secretSize, "v2")
-			secrets[i], err = r.raw.CoreV1().Secrets(namespaces[i]).Update(ctx, secrets[i], metav1.UpdateOptions{})
+			secrets[i].Data = payload(w.secretSize, "v2")
+			secrets[i], err = w.raw.CoreV1().Secrets(w.namespaces[i]).Update(ctx, secrets[i], metav1.UpdateOptions{})
 			return err
 		}},
 		{"delete", func(i int) error {
-			return r.raw.CoreV1().Secrets(namespaces[i]).Delete(ctx, "raw", metav1.DeleteOptions{})
+			return w.raw.CoreV1().Secrets(w.namespaces[i]).Delete(ctx, "raw", metav1.DeleteOptions{})
 		}},
 	}
-	for range r.rounds {
-		for _, phase := range phases {
-			start := time.Now()
-			if err := parallel(len(namespaces), r.concurrency, phase.write); err != nil {
-				return nil, fmt.Errorf("raw %s: %w", phase.name, err)
-			}
-			took := time.Since(start)
-			times[phase.name] = append(times[phase.name], took)
-			fmt.Printf("  %-45s %8.3fs\n", "raw "+phase.name, took.Seconds())
+	for _, phase := range phases {
+		start := time.Now()
+		if err := parallel(len(w.namespaces), w.concurrency, phase.write); err != nil {
+			return fmt.Errorf("raw %s: %w", phase.name, err)
 		}
+		took := time.Since(start)
+		times[phase.name] = append(times[phase.name], took)
+		fmt.Printf("  %-45s %8.3fs\n", "raw "+phase.name, took.Seconds())
 	}
-	return times, nil
+	return nil
 }
 
 func (r *run) createNamespaces(ctx context.Context, names []string) error {
