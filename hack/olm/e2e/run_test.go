@@ -89,8 +89,9 @@ func runKuttl(t *testing.T, ctx context.Context, operatorLog string) {
 	if err != nil {
 		// CI keeps only this test's output: why each step failed, and what whisperer said.
 		t.Logf("kuttl's reasons:\n%s", linesWith(out.String(), "case.go:", 40))
-		t.Logf("whisperer's errors and leader election:\n%s", linesWith(readFile(operatorLog), "ERROR", 20)+
-			linesWith(readFile(operatorLog), "leader", 20))
+		operatorOutput := readFile(operatorLog)
+		t.Logf("whisperer's errors and leader election:\n%s", linesWith(operatorOutput, "ERROR", 20)+
+			linesWith(operatorOutput, "leader", 20))
 		t.Fatalf("kuttl failed (%v) with whisperer running as %s; log %s", err, serviceAccount, logPath)
 	}
 }
