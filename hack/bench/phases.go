@@ -147,9 +147,8 @@ func (r *run) operatorPhases(ctx context.Context, logPath string, raw *rawWriter
 // and reconciles of any round (they should all be equal), and the operator's peak RSS so far.
 func merge(rounds []row, raw []time.Duration) row {
 	merged := rounds[len(rounds)-1]
-	merged.Seconds, merged.RoundSeconds = 0, nil
+	merged.RoundSeconds = mapped(rounds, func(r row) float64 { return r.Seconds })
 	for _, round := range rounds {
-		merged.RoundSeconds = append(merged.RoundSeconds, round.Seconds)
 		merged.SecretWrites = max(merged.SecretWrites, round.SecretWrites)
 		merged.OtherWrites = max(merged.OtherWrites, round.OtherWrites)
 		merged.Reconciles = max(merged.Reconciles, round.Reconciles)
