@@ -93,22 +93,28 @@ func (o *outcome) err() error {
 	return errors.Join(append(o.errs[:maxReportedErrors:maxReportedErrors], more)...)
 }
 
-// write carries out the planned actions, at most WriteConcurrency at once. A failed write does
-// not stop the others: every mirror that can converge does.
+// write carries out the planned actions on at most WriteConcurrency workers. A failed write does
+// not stop the others: every mirror that can converge does. The workers live for the whole
+// reconcile rather than one goroutine per write: each write goes deep into the HTTP client, and a
+// new goroutine would grow its stack to that depth every time.
 func (r *SecretMirrorReconciler) write(ctx context.Context, state mirror.State, actions []mirror.Action) *outcome {
 	o := &outcome{written: sets.New[string]()}
-	slots := make(chan struct{}, max(1, r.WriteConcurrency))
+	next := make(chan mirror.Action)
 	var wg sync.WaitGroup
-	for _, action := range actions {
-		slots <- struct{}{}
+	for range min(max(1, r.WriteConcurrency), len(actions)) {
 		wg.Go(func() {
-			defer func() { <-slots }()
-			res, err := r.writeTraced(ctx, state, action)
-			ctrl.LoggerFrom(ctx).V(1).Info("Mirror written", "targetNamespace", action.Namespace, "action", action.Kind, "result", res)
-			countWrite(action.Kind, res, err)
-			o.add(action.Namespace, res, err)
+			for action := range next {
+				res, err := r.writeTraced(ctx, state, action)
+				ctrl.LoggerFrom(ctx).V(1).Info("Mirror written", "targetNamespace", action.Namespace, "action", action.Kind, "result", res)
+				countWrite(action.Kind, res, err)
+				o.add(action.Namespace, res, err)
+			}
 		})
 	}
+	for _, action := range actions {
+		next <- action
+	}
+	close(next)
 	wg.Wait()
 	return o
 }

@@ -463,3 +463,19 @@ func reconcileCount(t *testing.T) float64 {
 	t.Helper()
 	return counterValue(t, "controller_runtime_reconcile_total", "secretmirror")
 }
+
+// One source's mirror writes run in parallel, WriteConcurrency at once: one at a time, ten
+// thousand namespaces would wait for the sum of ten thousand round trips.
+func TestMirrorWritesRunInParallelUpToTheLimit(t *testing.T) {
+	ns := names("source", "t00", "t01", "t02", "t03", "t04", "t05", "t06", "t07", "t08", "t09", "t10", "t11")
+	createNamespaces(t, ns...)
+	op := startOperator(t) // WriteConcurrency 4, one reconcile at a time
+	// Slow writes overlap however fast the API server answers.
+	op.writes.secretWriteDelay.Store(int64(50 * time.Millisecond))
+	source := sourceSecret(ns[0], "wide", ns[1:]...)
+	create(t, source)
+	seed{source: source}.waitForMirrors(t, ns[1:]...)
+	if got := op.writes.mostInFlight(); got != 4 {
+		t.Errorf("at most %d Secret writes were in flight at once, want 4 (the write concurrency)", got)
+	}
+}

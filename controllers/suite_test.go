@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,17 +245,43 @@ func eventually(t *testing.T, what string, check func() error) {
 type writeRecorder struct {
 	mu       sync.Mutex
 	requests []string // "METHOD path"
+	// secretWriteDelay, when set, holds each Secret write this long before sending it, so
+	// that writes made in parallel are seen to overlap.
+	secretWriteDelay atomic.Int64
+	// inFlight and maxInFlight count the Secret writes sent and not yet answered.
+	inFlight, maxInFlight int
 }
 
 func (w *writeRecorder) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-		if req.Method != http.MethodGet {
-			w.mu.Lock()
-			w.requests = append(w.requests, req.Method+" "+req.URL.Path)
-			w.mu.Unlock()
+		if req.Method == http.MethodGet {
+			return rt.RoundTrip(req)
 		}
+		w.mu.Lock()
+		w.requests = append(w.requests, req.Method+" "+req.URL.Path)
+		w.mu.Unlock()
+		if !strings.Contains(req.URL.Path, "/secrets") {
+			return rt.RoundTrip(req)
+		}
+		w.track(+1)
+		defer w.track(-1)
+		time.Sleep(time.Duration(w.secretWriteDelay.Load()))
 		return rt.RoundTrip(req)
 	})
+}
+
+func (w *writeRecorder) track(delta int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.inFlight += delta
+	w.maxInFlight = max(w.maxInFlight, w.inFlight)
+}
+
+// mostInFlight returns the most Secret writes that were in flight at once.
+func (w *writeRecorder) mostInFlight() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.maxInFlight
 }
 
 // in returns the recorded writes to objects in any of namespaces.
