@@ -5,18 +5,27 @@ import (
 	"os"
 	"path/filepath"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/whisperer-operator/whisperer/internal/auditlog"
 	"github.com/whisperer-operator/whisperer/internal/localcluster"
 )
 
-// operatorGroup is the group of the API user the operator runs as, whose requests the audit log
-// records, so that the operator's writes are told from the benchmark's own.
-const operatorGroup = "whisperer:bench"
+// The operator and the raw client run as API users of their own, whose requests the audit log
+// records: the operator's writes are told from the benchmark's, and both sides pay for the
+// audit log (written before each response) alike.
+const (
+	operatorUser = "whisperer-bench-operator"
+	rawUser      = "whisperer-bench-raw"
+	auditedGroup = "whisperer:bench"
+)
 
-// benchCluster is a local control plane with an audit log of the operator's requests.
+// benchCluster is a local control plane with an audit log of the operator's and the raw
+// client's requests.
 type benchCluster struct {
 	*localcluster.Cluster
 	kubeconfig string // the operator's
+	raw        *rest.Config
 	auditLog   string
 }
 
@@ -24,7 +33,7 @@ func startCluster(assets, dir string) (*benchCluster, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	flags, auditLog, err := auditlog.APIServerFlags(dir, operatorGroup)
+	flags, auditLog, err := auditlog.APIServerFlags(dir, auditedGroup)
 	if err != nil {
 		return nil, err
 	}
@@ -43,9 +52,12 @@ func startCluster(assets, dir string) (*benchCluster, error) {
 		return nil, err
 	}
 	c := &benchCluster{Cluster: cluster, kubeconfig: filepath.Join(dir, "operator.kubeconfig"), auditLog: auditLog}
-	_, kubeconfig, err := cluster.AddUser("whisperer-bench-operator", operatorGroup, "system:masters")
+	_, kubeconfig, err := cluster.AddUser(operatorUser, auditedGroup, "system:masters")
 	if err == nil {
 		err = os.WriteFile(c.kubeconfig, kubeconfig, 0o600)
+	}
+	if err == nil {
+		c.raw, _, err = cluster.AddUser(rawUser, auditedGroup, "system:masters")
 	}
 	if err != nil {
 		return nil, errors.Join(err, cluster.Stop())
@@ -76,7 +88,7 @@ func (w writeCounts) minus(before writeCounts) writeCounts {
 
 // operatorWrites counts the operator's writes in the audit log so far.
 func (c *benchCluster) operatorWrites() (writeCounts, error) {
-	writes, err := auditlog.Read(c.auditLog, auditlog.Event.IsWrite)
+	writes, err := auditlog.Read(c.auditLog, func(e auditlog.Event) bool { return e.IsWrite() && e.User.Username == operatorUser })
 	if err != nil {
 		return nil, err
 	}

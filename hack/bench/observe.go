@@ -14,17 +14,19 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// mirrorObserver watches the mirrors of the benchmark's source, as a user would, to tell when the
-// operator is done: which namespaces hold one and which version of the data each carries.
-type mirrorObserver struct {
+// secretObserver watches Secrets, one per namespace, as a user would, to tell when a phase is
+// done: which namespaces hold one and which version of the data each carries. The raw client's
+// phases are timed with one too, so that both sides pay for the watch that times them.
+type secretObserver struct {
 	mu       sync.Mutex
 	versions map[string]string // namespace → data version
+	counts   map[string]int    // data version → namespaces: the polls read it, not every namespace
 	stop     chan struct{}
 }
 
-func observeMirrors(client kubernetes.Interface, sourceNamespace string) (*mirrorObserver, error) {
-	o := &mirrorObserver{versions: map[string]string{}, stop: make(chan struct{})}
-	selector := "secret-syncer.jeffl.es/namespace=" + sourceNamespace
+// observeSecrets watches the Secrets that match selector, in every namespace.
+func observeSecrets(client kubernetes.Interface, selector string) (*secretObserver, error) {
+	o := &secretObserver{versions: map[string]string{}, counts: map[string]int{}, stop: make(chan struct{})}
 	lw := &cache.ListWatch{
 		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
 			opts.LabelSelector = selector
@@ -45,45 +47,53 @@ func observeMirrors(client kubernetes.Interface, sourceNamespace string) (*mirro
 				if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 					obj = tombstone.Obj
 				}
-				o.mu.Lock()
-				delete(o.versions, obj.(*corev1.Secret).Namespace)
-				o.mu.Unlock()
+				o.forget(obj.(*corev1.Secret).Namespace)
 			},
 		},
 	})
 	go informer.Run(o.stop)
 	if !cache.WaitForCacheSync(o.stop, informer.HasSynced) {
-		return nil, fmt.Errorf("mirror watch did not sync")
+		return nil, fmt.Errorf("watch of Secrets %s did not sync", selector)
 	}
 	return o, nil
 }
 
-func (o *mirrorObserver) set(s *corev1.Secret) {
+func (o *secretObserver) set(s *corev1.Secret) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.versions[s.Namespace] = string(s.Data[versionKey])
+	o.forgetLocked(s.Namespace)
+	version := string(s.Data[versionKey])
+	o.versions[s.Namespace] = version
+	o.counts[version]++
 }
 
-// count returns how many mirrors carry version.
-func (o *mirrorObserver) count(version string) int {
+func (o *secretObserver) forget(namespace string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	n := 0
-	for _, v := range o.versions {
-		if v == version {
-			n++
-		}
+	o.forgetLocked(namespace)
+}
+
+func (o *secretObserver) forgetLocked(namespace string) {
+	if version, ok := o.versions[namespace]; ok {
+		o.counts[version]--
+		delete(o.versions, namespace)
 	}
-	return n
 }
 
-func (o *mirrorObserver) total() int {
+// count returns how many Secrets carry version.
+func (o *secretObserver) count(version string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.counts[version]
+}
+
+func (o *secretObserver) total() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return len(o.versions)
 }
 
-func (o *mirrorObserver) has(namespace, version string) bool {
+func (o *secretObserver) has(namespace, version string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.versions[namespace] == version
@@ -101,4 +111,4 @@ func waitFor(ctx context.Context, start time.Time, what string, cond func() bool
 	return time.Since(start), nil
 }
 
-func (o *mirrorObserver) close() { close(o.stop) }
+func (o *secretObserver) close() { close(o.stop) }

@@ -110,16 +110,9 @@ func (o *operator) usage() (usage, error) {
 			u.PeakRSSMiB = kib / 1024
 		}
 	}
-	stat, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
+	if u.CPUSeconds, _, err = processCPU(pid); err != nil {
 		return usage{}, err
 	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	const clockTicks = 100 // USER_HZ, 100 on Linux
-	u.CPUSeconds = (utime + stime) / clockTicks
 	return u, nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -44,6 +45,10 @@ type row struct {
 	OtherWrites  int `json:"otherWrites"`
 	Reconciles   int `json:"reconciles"`
 	usage
+	// CPU is what the other processes spent until the phase's result was seen, RawCPU the same
+	// for the raw client's phase.
+	CPU    cpuSplit  `json:"cpu"`
+	RawCPU *cpuSplit `json:"rawCPU,omitempty"`
 }
 
 // run is one benchmark run: one size, with or without unrelated Secrets.
@@ -54,7 +59,7 @@ type run struct {
 	cluster   *benchCluster
 	client    kubernetes.Interface // the benchmark's own, admin
 	raw       kubernetes.Interface // with the operator's client settings
-	observer  *mirrorObserver
+	mirrors   *secretObserver
 	op        *operator
 	rows      []row
 }
@@ -77,7 +82,9 @@ func (r *run) execute(ctx context.Context) error {
 	admin := rest.CopyConfig(cluster.Config)
 	admin.QPS, admin.Burst = -1, 0
 	r.client = kubernetes.NewForConfigOrDie(admin)
-	rawConfig := rest.CopyConfig(cluster.Config)
+	rawConfig := rest.CopyConfig(cluster.raw)
+	// As controller-runtime's client, which whisperer uses, sends built-in types.
+	rawConfig.ContentType = runtime.ContentTypeProtobuf
 	rawConfig.QPS, rawConfig.Burst = float32(r.qps), r.burst
 	r.raw = kubernetes.NewForConfigOrDie(rawConfig)
 
@@ -88,13 +95,17 @@ func (r *run) execute(ctx context.Context) error {
 	var rawWrites *rawWriter
 	if r.unrelated == 0 {
 		rawWrites = &rawWriter{run: r, namespaces: targets}
+		if rawWrites.observer, err = observeSecrets(r.client, rawLabelPrefix+"/namespace=raw"); err != nil {
+			return err
+		}
+		defer rawWrites.observer.close()
 	} else if err := r.createUnrelated(ctx); err != nil {
 		return err
 	}
-	if r.observer, err = observeMirrors(r.client, sourceNamespace); err != nil {
+	if r.mirrors, err = observeSecrets(r.client, "secret-syncer.jeffl.es/namespace="+sourceNamespace); err != nil {
 		return err
 	}
-	defer r.observer.close()
+	defer r.mirrors.close()
 	return r.operatorPhases(ctx, filepath.Join(dir, "whisperer.log"), rawWrites)
 }
 
@@ -124,10 +135,10 @@ func (r *run) operatorPhases(ctx context.Context, logPath string, raw *rawWriter
 		step{"new namespace (median of 50)", r.newNamespaces},
 		remove)
 	rounds := map[string][]row{}
-	rawTimes := map[string][]time.Duration{}
+	rawRounds := map[string][]rawPhase{}
 	for _, step := range steps {
 		if raw != nil && step.phase == create.phase {
-			if err := raw.round(ctx, rawTimes); err != nil {
+			if err := raw.round(ctx, rawRounds); err != nil {
 				return err
 			}
 		}
@@ -138,14 +149,14 @@ func (r *run) operatorPhases(ctx context.Context, logPath string, raw *rawWriter
 		rounds[step.phase] = append(rounds[step.phase], measured)
 	}
 	for _, step := range steps[3*(r.rounds-1):] {
-		r.rows = append(r.rows, merge(rounds[step.phase], rawTimes[step.phase]))
+		r.rows = append(r.rows, merge(rounds[step.phase], rawRounds[step.phase]))
 	}
 	return nil
 }
 
 // merge makes one row of a phase's rounds: the median times, ratio and CPU time, the most writes
 // and reconciles of any round (they should all be equal), and the operator's peak RSS so far.
-func merge(rounds []row, raw []time.Duration) row {
+func merge(rounds []row, raw []rawPhase) row {
 	merged := rounds[len(rounds)-1]
 	merged.RoundSeconds = mapped(rounds, func(r row) float64 { return r.Seconds })
 	for _, round := range rounds {
@@ -155,12 +166,13 @@ func merge(rounds []row, raw []time.Duration) row {
 	}
 	merged.Seconds = median(merged.RoundSeconds)
 	merged.CPUSeconds = median(mapped(rounds, func(r row) float64 { return r.CPUSeconds }))
-	for _, d := range raw {
-		merged.RawRoundSeconds = append(merged.RawRoundSeconds, d.Seconds())
-	}
+	merged.CPU = medianSplit(mapped(rounds, func(r row) cpuSplit { return r.CPU }))
 	if len(raw) > 0 {
+		merged.RawRoundSeconds = mapped(raw, func(p rawPhase) float64 { return p.took.Seconds() })
 		merged.RawSeconds = median(merged.RawRoundSeconds)
 		merged.Ratio = merged.Seconds / merged.RawSeconds
+		rawCPU := medianSplit(mapped(raw, func(p rawPhase) cpuSplit { return p.cpu }))
+		merged.RawCPU = &rawCPU
 	}
 	if len(rounds) == 1 {
 		merged.RoundSeconds, merged.RawRoundSeconds = nil, nil
@@ -168,12 +180,20 @@ func merge(rounds []row, raw []time.Duration) row {
 	return merged
 }
 
-func mapped(rows []row, value func(row) float64) []float64 {
-	values := make([]float64, len(rows))
-	for i, r := range rows {
-		values[i] = value(r)
+func mapped[T, V any](items []T, value func(T) V) []V {
+	values := make([]V, len(items))
+	for i, item := range items {
+		values[i] = value(item)
 	}
 	return values
+}
+
+func medianSplit(splits []cpuSplit) cpuSplit {
+	return cpuSplit{
+		APIServer: median(mapped(splits, func(c cpuSplit) float64 { return c.APIServer })),
+		Etcd:      median(mapped(splits, func(c cpuSplit) float64 { return c.Etcd })),
+		Bench:     median(mapped(splits, func(c cpuSplit) float64 { return c.Bench })),
+	}
 }
 
 func median(values []float64) float64 {
@@ -199,10 +219,12 @@ func (r *run) measure(ctx context.Context, phase string, act func(context.Contex
 	if err != nil {
 		return row{}, err
 	}
+	cpuBefore := controlPlaneCPU()
 	took, err := act(ctx)
 	if err != nil {
 		return row{}, err
 	}
+	cpu := controlPlaneCPU().minus(cpuBefore)
 	if r.op != op {
 		// A new operator process counts from zero.
 		reconcilesBefore, usageBefore = 0, usage{}
@@ -222,9 +244,12 @@ func (r *run) measure(ctx context.Context, phase string, act func(context.Contex
 	}
 	u.CPUSeconds -= usageBefore.CPUSeconds
 	writes := writesAfter.minus(writesBefore)
+	if writes.total() < 0 {
+		return row{}, fmt.Errorf("the audit log shrank during the phase: %s", r.cluster.auditLog)
+	}
 	secretWrites := writes["secrets"]
 	result := row{Phase: r.label(phase), N: r.n, Seconds: took.Seconds(), SecretWrites: secretWrites,
-		OtherWrites: writes.total() - secretWrites, Reconciles: int(reconciles), usage: u}
+		OtherWrites: writes.total() - secretWrites, Reconciles: int(reconciles), usage: u, CPU: cpu}
 	fmt.Printf("  %-45s %8.3fs  writes %d+%d\n", result.Phase, result.Seconds, result.SecretWrites, result.OtherWrites)
 	return result, nil
 }
@@ -242,7 +267,7 @@ func (r *run) createSource(ctx context.Context) (time.Duration, error) {
 	if _, err := r.client.CoreV1().Secrets(sourceNamespace).Create(ctx, source, metav1.CreateOptions{}); err != nil {
 		return 0, err
 	}
-	return waitFor(ctx, start, "every mirror", func() bool { return r.observer.count("v1") == r.n })
+	return waitFor(ctx, start, "every mirror", func() bool { return r.mirrors.count("v1") == r.n })
 }
 
 func (r *run) updateSource(ctx context.Context) (time.Duration, error) {
@@ -250,7 +275,7 @@ func (r *run) updateSource(ctx context.Context) (time.Duration, error) {
 	if err := r.patchSource(ctx, fmt.Sprintf(`{"data":{%q:%q}}`, versionKey, "djI=")); err != nil { // v2
 		return 0, err
 	}
-	return waitFor(ctx, start, "every mirror updated", func() bool { return r.observer.count("v2") == r.n })
+	return waitFor(ctx, start, "every mirror updated", func() bool { return r.mirrors.count("v2") == r.n })
 }
 
 // touchSource changes nothing the operator reads: the reconcile it causes must write nothing.
@@ -288,7 +313,7 @@ func (r *run) newNamespaces(ctx context.Context) (time.Duration, error) {
 		if err := r.createNamespaces(ctx, []string{name}); err != nil {
 			return 0, err
 		}
-		took, err := waitFor(ctx, start, "mirror in "+name, func() bool { return r.observer.has(name, "v2") })
+		took, err := waitFor(ctx, start, "mirror in "+name, func() bool { return r.mirrors.has(name, "v2") })
 		if err != nil {
 			return 0, err
 		}
@@ -298,7 +323,7 @@ func (r *run) newNamespaces(ctx context.Context) (time.Duration, error) {
 	if err := r.patchSource(ctx, fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, annotationNamespaces, targetPrefix+"*")); err != nil {
 		return 0, err
 	}
-	_, err := waitFor(ctx, time.Now(), "late mirrors removed", func() bool { return r.observer.total() == r.n })
+	_, err := waitFor(ctx, time.Now(), "late mirrors removed", func() bool { return r.mirrors.total() == r.n })
 	return times[len(times)/2], err
 }
 
@@ -307,7 +332,7 @@ func (r *run) deleteSource(ctx context.Context) (time.Duration, error) {
 	if err := r.client.CoreV1().Secrets(sourceNamespace).Delete(ctx, sourceName, metav1.DeleteOptions{}); err != nil {
 		return 0, err
 	}
-	return waitFor(ctx, start, "every mirror deleted", func() bool { return r.observer.total() == 0 })
+	return waitFor(ctx, start, "every mirror deleted", func() bool { return r.mirrors.total() == 0 })
 }
 
 // rawLabelPrefix stands for secret-syncer.jeffl.es in the raw client's Secrets: labels of the
@@ -319,14 +344,24 @@ const rawLabelPrefix = "secret-syncer.bench.es"
 type rawWriter struct {
 	*run
 	namespaces []string
+	observer   *secretObserver
 }
 
-// round makes one round of the writes and appends each phase's time to times.
-func (w *rawWriter) round(ctx context.Context, times map[string][]time.Duration) error {
+// rawPhase is one phase of a raw round: its time, and what the other processes spent meanwhile.
+type rawPhase struct {
+	took time.Duration
+	cpu  cpuSplit
+}
+
+// round makes one round of the writes and appends each phase's measures to phases. A phase ends
+// when its observer has seen every write, as whisperer's phases end.
+func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) error {
 	secrets := make([]*corev1.Secret, len(w.namespaces))
-	phases := []struct {
+	n := len(w.namespaces)
+	writes := []struct {
 		name  string
 		write func(i int) error
+		seen  func() bool
 	}{
 		{"create", func(i int) (err error) {
 			s := &corev1.Secret{
@@ -336,23 +371,26 @@ func (w *rawWriter) round(ctx context.Context, times map[string][]time.Duration)
 			}
 			secrets[i], err = w.raw.CoreV1().Secrets(w.namespaces[i]).Create(ctx, s, metav1.CreateOptions{})
 			return err
-		}},
+		}, func() bool { return w.observer.count("v1") == n }},
 		{"update", func(i int) (err error) {
 			secrets[i].Data = payload(w.secretSize, "v2")
 			secrets[i], err = w.raw.CoreV1().Secrets(w.namespaces[i]).Update(ctx, secrets[i], metav1.UpdateOptions{})
 			return err
-		}},
+		}, func() bool { return w.observer.count("v2") == n }},
 		{"delete", func(i int) error {
 			return w.raw.CoreV1().Secrets(w.namespaces[i]).Delete(ctx, "raw", metav1.DeleteOptions{})
-		}},
+		}, func() bool { return w.observer.total() == 0 }},
 	}
-	for _, phase := range phases {
-		start := time.Now()
-		if err := parallel(len(w.namespaces), w.concurrency, phase.write); err != nil {
+	for _, phase := range writes {
+		cpuBefore, start := controlPlaneCPU(), time.Now()
+		if err := parallel(n, w.concurrency, phase.write); err != nil {
 			return fmt.Errorf("raw %s: %w", phase.name, err)
 		}
-		took := time.Since(start)
-		times[phase.name] = append(times[phase.name], took)
+		took, err := waitFor(ctx, start, "raw "+phase.name+" seen", phase.seen)
+		if err != nil {
+			return err
+		}
+		phases[phase.name] = append(phases[phase.name], rawPhase{took: took, cpu: controlPlaneCPU().minus(cpuBefore)})
 		fmt.Printf("  %-45s %8.3fs\n", "raw "+phase.name, took.Seconds())
 	}
 	return nil
