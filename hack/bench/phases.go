@@ -378,7 +378,9 @@ func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) err
 			return err
 		}, func() bool { return w.observer.count("v2") == n }},
 		{"delete", func(i int) error {
-			return w.raw.CoreV1().Secrets(w.namespaces[i]).Delete(ctx, "raw", metav1.DeleteOptions{})
+			// On the condition that it is the Secret written, as whisperer deletes a mirror.
+			precondition := &metav1.Preconditions{UID: &secrets[i].UID, ResourceVersion: &secrets[i].ResourceVersion}
+			return w.raw.CoreV1().Secrets(w.namespaces[i]).Delete(ctx, "raw", metav1.DeleteOptions{Preconditions: precondition})
 		}, func() bool { return w.observer.total() == 0 }},
 	}
 	for _, phase := range writes {
