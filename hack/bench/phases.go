@@ -356,8 +356,8 @@ type rawPhase struct {
 // round makes one round of the writes and appends each phase's measures to phases. A phase ends
 // when its observer has seen every write, as whisperer's phases end.
 func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) error {
-	secrets := make([]*corev1.Secret, len(w.namespaces))
 	n := len(w.namespaces)
+	secrets := make([]*corev1.Secret, n)
 	writes := []struct {
 		name  string
 		write func(i int) error
