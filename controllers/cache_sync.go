@@ -28,10 +28,11 @@ func (r *SecretMirrorReconciler) awaitCache(ctx context.Context, state mirror.St
 		return
 	}
 	pending := written.UnsortedList()
+	compare := mirror.NewComparer(state.Secret)
 	deadline := time.Now().Add(cacheSyncTimeout)
 	for {
 		pending = slices.DeleteFunc(pending, func(namespace string) bool {
-			return r.cacheShows(ctx, state, namespace, wanted[namespace])
+			return r.cacheShows(state.Source, compare, namespace, wanted[namespace])
 		})
 		if len(pending) == 0 {
 			return
@@ -50,12 +51,12 @@ func (r *SecretMirrorReconciler) awaitCache(ctx context.Context, state mirror.St
 }
 
 // cacheShows reports whether the mirror cache shows namespace as the plan wants it: a faithful
-// mirror where one is wanted, none elsewhere.
-func (r *SecretMirrorReconciler) cacheShows(ctx context.Context, state mirror.State, namespace string, wanted bool) bool {
-	cached, exists := r.mirrors.get(types.NamespacedName{Namespace: namespace, Name: state.Source.Name})
-	exists = exists && mirror.OwnedBy(cached, state.Source)
+// mirror of source where one is wanted, none elsewhere.
+func (r *SecretMirrorReconciler) cacheShows(source types.NamespacedName, compare *mirror.Comparer, namespace string, wanted bool) bool {
+	cached, exists := r.mirrors.get(types.NamespacedName{Namespace: namespace, Name: source.Name})
+	exists = exists && mirror.OwnedBy(cached, source)
 	if !wanted {
 		return !exists
 	}
-	return exists && mirror.Diff(state.Secret, cached) == ""
+	return exists && compare.Diff(cached) == ""
 }

@@ -27,7 +27,27 @@ func Build(source *corev1.Secret, namespace string) *corev1.Secret {
 // faithful again: Update, Recreate, or "" when it already is. Type and immutability cannot change
 // back in place, so those differences need a Recreate.
 func Diff(source, existing *corev1.Secret) ActionKind {
-	contentDiffers := !sameData(source.Data, existing) || isImmutable(source) != isImmutable(existing)
+	return NewComparer(source).Diff(existing)
+}
+
+// Comparer compares mirrors with one source. It computes the digest of the source's data once,
+// when a cached mirror first needs it: a reconcile compares every mirror of its source, so a
+// digest per comparison would hash the source's data once per namespace.
+type Comparer struct {
+	source *corev1.Secret
+	digest string
+}
+
+// NewComparer returns a Comparer for the mirrors of source, which may be nil as long as nothing
+// is compared.
+func NewComparer(source *corev1.Secret) *Comparer {
+	return &Comparer{source: source}
+}
+
+// Diff is Diff(source, existing) for c's source.
+func (c *Comparer) Diff(existing *corev1.Secret) ActionKind {
+	source := c.source
+	contentDiffers := !c.sameData(existing) || isImmutable(source) != isImmutable(existing)
 	switch {
 	case source.Type != existing.Type:
 		return Recreate

@@ -33,11 +33,15 @@ func DigestData(secret *corev1.Secret) {
 
 // sameData reports whether existing holds exactly the source's data, whether its data is there
 // in full (read live) or as a digest (from the cache).
-func sameData(source map[string][]byte, existing *corev1.Secret) bool {
-	if sum, ok := existing.Labels[digestLabel]; ok {
-		return sum == string(digest(source))
+func (c *Comparer) sameData(existing *corev1.Secret) bool {
+	sum, ok := existing.Labels[digestLabel]
+	if !ok {
+		return maps.EqualFunc(c.source.Data, existing.Data, bytes.Equal)
 	}
-	return maps.EqualFunc(source, existing.Data, bytes.Equal)
+	if c.digest == "" {
+		c.digest = string(digest(c.source.Data))
+	}
+	return sum == c.digest
 }
 
 // digest is a SHA-256 over the keys in order, each key and value prefixed by its length, so that

@@ -2,6 +2,8 @@ package mirror
 
 import (
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestDigestedMirrorComparesLikeTheFullOne(t *testing.T) {
@@ -44,5 +46,24 @@ func TestDigestedMirrorComparesLikeTheFullOne(t *testing.T) {
 func TestDigestOfNoDataIsStable(t *testing.T) {
 	if string(digest(nil)) != string(digest(map[string][]byte{})) {
 		t.Error("nil and empty data have different digests")
+	}
+}
+
+// A Comparer hashes its source once and compares many mirrors with it: what it keeps must be the
+// source's digest, whichever mirror it saw first.
+func TestComparerKeepsTheSourceDigestAcrossMirrors(t *testing.T) {
+	src := sourceSecret("target")
+	stale, faithful := Build(src, "a"), Build(src, "b")
+	stale.Data = map[string][]byte{"secret": []byte("old")}
+	DigestData(stale)
+	DigestData(faithful)
+	compare := NewComparer(src)
+	for i, tt := range []struct {
+		mirror *corev1.Secret
+		want   ActionKind
+	}{{stale, Update}, {faithful, ""}, {stale, Update}, {Build(src, "c"), ""}} {
+		if got := compare.Diff(tt.mirror); got != tt.want {
+			t.Errorf("comparison %d (namespace %s): Diff = %q, want %q", i, tt.mirror.Namespace, got, tt.want)
+		}
 	}
 }

@@ -68,12 +68,13 @@ func Plan(s State) []Action {
 	wanted, terminating := s.classifyNamespaces()
 	var actions []Action
 	seen := map[string]bool{}
+	compare := NewComparer(s.Secret)
 	for _, existing := range s.Mirrors {
 		if !OwnedBy(existing, s.Source) {
 			continue
 		}
 		seen[existing.Namespace] = true
-		if action, ok := s.planExisting(existing, wanted[existing.Namespace], terminating[existing.Namespace]); ok {
+		if action, ok := planExisting(compare, existing, wanted[existing.Namespace], terminating[existing.Namespace]); ok {
 			actions = append(actions, action)
 		}
 	}
@@ -86,7 +87,9 @@ func Plan(s State) []Action {
 	return actions
 }
 
-func (s State) planExisting(existing *corev1.Secret, wanted, terminating bool) (Action, bool) {
+// planExisting returns the write that an existing mirror needs, if any. It compares only wanted
+// mirrors, which have a source.
+func planExisting(compare *Comparer, existing *corev1.Secret, wanted, terminating bool) (Action, bool) {
 	namespace := existing.Namespace
 	switch {
 	case terminating:
@@ -94,7 +97,7 @@ func (s State) planExisting(existing *corev1.Secret, wanted, terminating bool) (
 	case !wanted:
 		return Action{Kind: Delete, Namespace: namespace, Existing: existing}, true
 	}
-	if kind := Diff(s.Secret, existing); kind != "" {
+	if kind := compare.Diff(existing); kind != "" {
 		return Action{Kind: kind, Namespace: namespace, Existing: existing}, true
 	}
 	return Action{}, false
