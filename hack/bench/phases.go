@@ -87,6 +87,12 @@ func (r *run) execute(ctx context.Context) error {
 	rawConfig.ContentType = runtime.ContentTypeProtobuf
 	rawConfig.QPS, rawConfig.Burst = float32(r.qps), r.burst
 	r.raw = kubernetes.NewForConfigOrDie(rawConfig)
+	// The observers watch in protobuf, as whisperer's informers do: the API server encodes each
+	// watch event once per format, so whisperer and an observer share one encoding, and an
+	// observer in JSON would cost the API server a second encoding in whisperer's phases only.
+	watchConfig := rest.CopyConfig(admin)
+	watchConfig.ContentType = runtime.ContentTypeProtobuf
+	watcher := kubernetes.NewForConfigOrDie(watchConfig)
 
 	targets := namespaceNames(targetPrefix, r.n)
 	if err := r.createNamespaces(ctx, append(targets, sourceNamespace)); err != nil {
@@ -95,14 +101,14 @@ func (r *run) execute(ctx context.Context) error {
 	var rawWrites *rawWriter
 	if r.unrelated == 0 {
 		rawWrites = &rawWriter{run: r, namespaces: targets}
-		if rawWrites.observer, err = observeSecrets(r.client, rawLabelPrefix+"/namespace=raw"); err != nil {
+		if rawWrites.observer, err = observeSecrets(watcher, rawLabelPrefix+"/namespace=raw"); err != nil {
 			return err
 		}
 		defer rawWrites.observer.close()
 	} else if err := r.createUnrelated(ctx); err != nil {
 		return err
 	}
-	if r.mirrors, err = observeSecrets(r.client, "secret-syncer.jeffl.es/namespace="+sourceNamespace); err != nil {
+	if r.mirrors, err = observeSecrets(watcher, "secret-syncer.jeffl.es/namespace="+sourceNamespace); err != nil {
 		return err
 	}
 	defer r.mirrors.close()
@@ -217,6 +223,9 @@ func (r *run) measure(ctx context.Context, phase string, act func(context.Contex
 	}
 	usageBefore, err := op.usage()
 	if err != nil {
+		return row{}, err
+	}
+	if err := r.cluster.settle(ctx, r.client.CoreV1().RESTClient()); err != nil {
 		return row{}, err
 	}
 	cpuBefore := controlPlaneCPU()
@@ -384,6 +393,9 @@ func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) err
 		}, func() bool { return w.observer.total() == 0 }},
 	}
 	for _, phase := range writes {
+		if err := w.cluster.settle(ctx, w.client.CoreV1().RESTClient()); err != nil {
+			return err
+		}
 		cpuBefore, start := controlPlaneCPU(), time.Now()
 		if err := parallel(n, w.concurrency, phase.write); err != nil {
 			return fmt.Errorf("raw %s: %w", phase.name, err)
