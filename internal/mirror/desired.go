@@ -32,7 +32,8 @@ func Diff(source, existing *corev1.Secret) ActionKind {
 
 // Comparer compares mirrors with one source. It computes the digest of the source's data once,
 // when a cached mirror first needs it: a reconcile compares every mirror of its source, so a
-// digest per comparison would hash the source's data once per namespace.
+// digest per comparison would hash the source's data once per namespace. It is meant for one
+// goroutine: the digest is kept without a lock.
 type Comparer struct {
 	source *corev1.Secret
 	digest string
