@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"k8s.io/client-go/rest"
 
@@ -100,40 +97,4 @@ func (c *benchCluster) operatorWrites() (writeCounts, error) {
 		counts[e.Resource()]++
 	}
 	return counts, nil
-}
-
-// settle waits until the API server and etcd together use less than quietCPU in a quietWindow,
-// for at most settleLimit.
-const (
-	quietWindow = 100 * time.Millisecond
-	quietCPU    = 0.02 // seconds: a fifth of a core
-	settleLimit = 5 * time.Second
-)
-
-// settle readies the control plane for a timed phase, the same way before the raw client's and
-// the operator's: it waits until the API server and etcd have finished the previous phase's work,
-// then has the API server collect its garbage, so that no phase starts with another's collection
-// debt. In profiles of an earlier run at N=1000, the API server's collections used 0.2 to 1.7 s
-// of CPU in phases of the same kind, depending on where they fell. Go's testing package collects
-// before each benchmark for the same reason.
-func (c *benchCluster) settle(ctx context.Context, admin rest.Interface) error {
-	deadline := time.Now().Add(settleLimit)
-	for before := controlPlaneCPU(); time.Now().Before(deadline); {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(quietWindow):
-		}
-		now := controlPlaneCPU()
-		if now.minus(before).server() < quietCPU {
-			break
-		}
-		before = now
-	}
-	// net/http/pprof runs a collection before it writes a heap profile when asked with gc=1.
-	_, err := admin.Get().AbsPath("/debug/pprof/heap").Param("gc", "1").DoRaw(ctx)
-	if err != nil {
-		return fmt.Errorf("collecting the API server's garbage: %w", err)
-	}
-	return nil
 }
