@@ -75,8 +75,8 @@ func (r *SecretMirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	wanted := state.Wanted()
-	outcome := r.write(ctx, state, mirror.Plan(state))
+	actions, wanted := mirror.Plan(state)
+	outcome := r.write(ctx, state, actions)
 	r.awaitCache(ctx, state, wanted, outcome.written)
 	r.report(ctx, state, len(wanted), outcome)
 	span.SetAttributes(attrTargets.Int(len(wanted)), attrOutcome.String(outcome.summary(state)),

@@ -62,11 +62,10 @@ type State struct {
 }
 
 // Plan returns the writes that take the mirrors of s.Source to exactly the wanted set, sorted by
-// namespace. It is level-based: it does not matter which event led here, or what happened while
-// whisperer was down.
-func Plan(s State) []Action {
+// namespace, and that set: the namespaces that must hold a mirror of s.Source. It is level-based:
+// it does not matter which event led here, or what happened while whisperer was down.
+func Plan(s State) (actions []Action, wanted map[string]bool) {
 	wanted, terminating := s.classifyNamespaces()
-	var actions []Action
 	seen := map[string]bool{}
 	compare := NewComparer(s.Secret)
 	for _, existing := range s.Mirrors {
@@ -84,7 +83,7 @@ func Plan(s State) []Action {
 		}
 	}
 	slices.SortFunc(actions, func(a, b Action) int { return cmp.Compare(a.Namespace, b.Namespace) })
-	return actions
+	return actions, wanted
 }
 
 // planExisting returns the write that an existing mirror needs, if any. It compares only wanted
@@ -101,12 +100,6 @@ func planExisting(compare *Comparer, existing *corev1.Secret, wanted, terminatin
 		return Action{Kind: kind, Namespace: namespace, Existing: existing}, true
 	}
 	return Action{}, false
-}
-
-// Wanted returns the namespaces that must hold a mirror of s.Source.
-func (s State) Wanted() map[string]bool {
-	wanted, _ := s.classifyNamespaces()
-	return wanted
 }
 
 // Refused counts the namespaces the source asks for that may not have its mirror: excluded by the

@@ -184,7 +184,8 @@ func TestPlan(t *testing.T) {
 			if tt.secret != nil {
 				state.Refusal = tt.policy.Refusal(tt.secret)
 			}
-			got := summary(Plan(state))
+			actions, _ := Plan(state)
+			got := summary(actions)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("Plan() = %v, want %v", got, tt.want)
 			}
