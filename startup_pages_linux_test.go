@@ -1,9 +1,12 @@
 package main
 
 import (
+	"io"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/whisperer-operator/whisperer/internal/options"
 )
 
 func TestReleasableMappings(t *testing.T) {
@@ -73,7 +76,7 @@ func TestReleaseStartupPages(t *testing.T) {
 		t.Errorf("executable RSS went from %d to %d bytes after releasing %d", before, after, released)
 	}
 	// Code and read-only data read again from the file are whole: parsing and logging still work.
-	if _, err := parseOptions([]string{"--zap-log-level=debug"}); err != nil {
+	if _, err := options.Parse([]string{"--zap-log-level=debug"}, os.LookupEnv, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 }
