@@ -121,12 +121,6 @@ func main() {
 		os.Exit(2)
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.Zap)))
-	if released, err := releaseStartupPages(); err != nil {
-		ctrl.Log.Info("Cannot release the executable's startup pages: the RSS stays higher, nothing else changes", "reason", err.Error())
-	} else {
-		ctrl.Log.V(1).Info("Released the executable's startup pages", "bytes", released)
-	}
-	ctrl.Log.V(1).Info("Garbage collector target", "gcPercent", setGCPercent())
 	if err := run(o); err != nil {
 		ctrl.Log.Error(err, "Stopped")
 		os.Exit(1)
