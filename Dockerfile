@@ -8,7 +8,8 @@ WORKDIR /workspace
 COPY go.mod go.sum ./
 RUN go mod download
 
-COPY main.go main.go
+# Package main is every .go file at the root, whatever its name (.dockerignore leaves tests out).
+COPY *.go ./
 COPY controllers/ controllers/
 COPY internal/ internal/
 
