@@ -118,6 +118,26 @@ func TestGoodTreePasses(t *testing.T) {
 	}
 }
 
+// A stage built on another continues from its files, WORKDIR and ENV.
+func TestStageBuiltOnStage(t *testing.T) {
+	dir := writeTree(t, with(program, map[string]string{"Dockerfile": `FROM {{GOLANG}} AS base
+WORKDIR /src
+ENV CGO_ENABLED=0
+COPY go.mod ./
+
+FROM base AS builder
+COPY *.go ./
+RUN go build -trimpath -o hello .
+
+FROM scratch
+COPY --from=builder /src/hello /hello
+`}))
+	log, err := runCheck(t, dir, "Dockerfile")
+	if err != nil {
+		t.Fatalf("check failed:\n%v\nlog:\n%s", err, log)
+	}
+}
+
 func TestExcludedGoFileFailsTheBuildAndIsNamed(t *testing.T) {
 	dir := writeTree(t, with(program, map[string]string{
 		"Dockerfile":    builder,

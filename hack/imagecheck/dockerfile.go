@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -182,7 +183,7 @@ func check(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	parsed, err := parser.Parse(strings.NewReader(string(data)))
+	parsed, err := parser.Parse(bytes.NewReader(data))
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.dockerfile, err)
 	}
@@ -226,7 +227,7 @@ func (r *replay) setMeta(args []instructions.ArgCommand) error {
 // run replays the stages the last one (docker build's default target) depends on, in order.
 func (r *replay) run(ctx context.Context) error {
 	for i := range r.defs {
-		st, err := r.newStage(ctx, i)
+		st, err := r.newStage(i)
 		if err != nil {
 			return err
 		}
@@ -244,9 +245,9 @@ func (r *replay) run(ctx context.Context) error {
 	return nil
 }
 
-// newStage reads stage i's FROM; stages built on another stage start from a copy of its
-// filesystem when they are replayed.
-func (r *replay) newStage(ctx context.Context, i int) (*stage, error) {
+// newStage reads stage i's FROM. A stage built on another starts, when it is replayed, from
+// what that one ended with: its files, WORKDIR and ENV.
+func (r *replay) newStage(i int) (*stage, error) {
 	def := &r.defs[i]
 	st := &stage{def: def, index: i, platform: r.o.platform, workdir: "/", env: &vars{}, args: &vars{}, origin: map[string]string{}}
 	base, err := r.expand(def.BaseName, r.meta)
@@ -269,8 +270,6 @@ func (r *replay) newStage(ctx context.Context, i int) (*stage, error) {
 		if def.Platform == "" {
 			st.platform = parent.platform
 		}
-		st.workdir = parent.workdir
-		st.env = parent.env.merge(&vars{})
 		return st, nil
 	}
 	if base != "scratch" {
@@ -333,6 +332,7 @@ func (r *replay) replayStage(ctx context.Context, st *stage) error {
 		for k, v := range st.parent.origin {
 			st.origin[k] = v
 		}
+		st.workdir, st.env = st.parent.workdir, st.parent.env.merge(&vars{})
 	case st.goImage:
 		release, _ := golangImage(st.image)
 		if err := r.o.toolchain.matches(release); err != nil {

@@ -105,13 +105,6 @@ func (t toolchain) env(p platform) []string {
 	return append(env, t.settings...)
 }
 
-// refused is a RUN this check cannot replay faithfully: it is reported, never run.
-type refused struct{ why string }
-
-func (e *refused) Error() string { return e.why }
-
-func refuse(format string, args ...any) error { return &refused{why: fmt.Sprintf(format, args...)} }
-
 // commandError is a replayed go command that failed, as it would in docker build.
 type commandError struct {
 	argv    []string
@@ -152,17 +145,17 @@ func (r *replay) runCommand(ctx context.Context, st *stage, c *instructions.RunC
 	}
 	for _, f := range c.FlagsUsed {
 		if f != "mount" {
-			return refuse("RUN --%s is not supported by this check", f)
+			return fmt.Errorf("RUN --%s is not supported by this check", f)
 		}
 	}
 	for _, m := range instructions.GetMounts(c) {
 		// A cache mount keeps go's caches between builds; a build gives the same result without.
 		if m.Type != instructions.MountTypeCache {
-			return refuse("RUN --mount=type=%s is not supported by this check", m.Type)
+			return fmt.Errorf("RUN --mount=type=%s is not supported by this check", m.Type)
 		}
 	}
 	if len(c.Files) > 0 {
-		return refuse("RUN with a here-document is not supported by this check")
+		return errors.New("RUN with a here-document is not supported by this check")
 	}
 	env := st.vars()
 	if !c.PrependShell {
@@ -179,7 +172,7 @@ func (r *replay) runCommand(ctx context.Context, st *stage, c *instructions.RunC
 func (r *replay) shell(ctx context.Context, st *stage, env *vars, script string) error {
 	f, err := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(strings.NewReader(script), "")
 	if err != nil {
-		return refuse("parsing it as sh: %v", err)
+		return fmt.Errorf("parsing it as sh: %v", err)
 	}
 	for _, s := range f.Stmts {
 		if err := supported(s); err != nil {
@@ -210,17 +203,17 @@ func (r *replay) stmt(ctx context.Context, st *stage, env *vars, s *syntax.Stmt)
 		for _, a := range c.Assigns {
 			val, err := expand.Literal(cfg, a.Value)
 			if err != nil {
-				return refuse("expanding %s: %v", a.Name.Value, err)
+				return fmt.Errorf("expanding %s: %v", a.Name.Value, err)
 			}
 			cmdEnv.set(a.Name.Value, val)
 		}
 		argv, err := expand.Fields(cfg, c.Args...)
 		if err != nil {
-			return refuse("expanding the command: %v", err)
+			return fmt.Errorf("expanding the command: %v", err)
 		}
 		return r.exec(ctx, st, cmdEnv, argv)
 	}
-	return refuse("unexpected %T", s.Cmd)
+	return fmt.Errorf("unexpected %T", s.Cmd)
 }
 
 // supported refuses what the replay does not do: pipes, redirections, subshells, control
@@ -228,12 +221,12 @@ func (r *replay) stmt(ctx context.Context, st *stage, env *vars, s *syntax.Stmt)
 func supported(s *syntax.Stmt) error {
 	const only = "only go commands, joined by && or run in sequence, are replayed here"
 	if s.Negated || s.Background || s.Coprocess || s.Disown || len(s.Redirs) > 0 {
-		return refuse("%s: no redirections, background jobs or !", only)
+		return fmt.Errorf("%s: no redirections, background jobs or !", only)
 	}
 	switch c := s.Cmd.(type) {
 	case *syntax.BinaryCmd:
 		if c.Op != syntax.AndStmt {
-			return refuse("%s, not %s", only, c.Op)
+			return fmt.Errorf("%s, not %s", only, c.Op)
 		}
 		if err := supported(c.X); err != nil {
 			return err
@@ -241,12 +234,12 @@ func supported(s *syntax.Stmt) error {
 		return supported(c.Y)
 	case *syntax.CallExpr:
 		if len(c.Args) == 0 {
-			return refuse("%s: a statement that only sets variables is not", only)
+			return fmt.Errorf("%s: a statement that only sets variables is not", only)
 		}
 		words := slices.Clone(c.Args)
 		for _, a := range c.Assigns {
 			if a.Append || a.Naked || a.Index != nil || a.Array != nil {
-				return refuse("%s: assignment to %s is not a plain NAME=value", only, a.Name.Value)
+				return fmt.Errorf("%s: assignment to %s is not a plain NAME=value", only, a.Name.Value)
 			}
 			if a.Value != nil {
 				words = append(words, a.Value)
@@ -259,7 +252,7 @@ func supported(s *syntax.Stmt) error {
 		}
 		return nil
 	}
-	return refuse("%s, not a %T", only, s.Cmd)
+	return fmt.Errorf("%s, not a %T", only, s.Cmd)
 }
 
 func supportedWord(w *syntax.Word) error {
@@ -267,7 +260,7 @@ func supportedWord(w *syntax.Word) error {
 	syntax.Walk(w, func(n syntax.Node) bool {
 		switch n.(type) {
 		case *syntax.CmdSubst, *syntax.ProcSubst, *syntax.ArithmExp, *syntax.ExtGlob, *syntax.BraceExp:
-			err = refuse("command substitution, arithmetic and brace expansion are not replayed here")
+			err = fmt.Errorf("command substitution, arithmetic and brace expansion are not replayed here")
 		}
 		return err == nil
 	})
@@ -276,7 +269,7 @@ func supportedWord(w *syntax.Word) error {
 	}
 	for i, part := range w.Parts {
 		if lit, ok := part.(*syntax.Lit); ok && (strings.ContainsAny(lit.Value, "*?[") || i == 0 && strings.HasPrefix(lit.Value, "~")) {
-			return refuse("%q: globs and ~ are not expanded here; quote the word", lit.Value)
+			return fmt.Errorf("%q: globs and ~ are not expanded here; quote the word", lit.Value)
 		}
 	}
 	return nil
@@ -287,17 +280,17 @@ func supportedWord(w *syntax.Word) error {
 // absolute path would be this machine's.
 func (r *replay) exec(ctx context.Context, st *stage, env *vars, argv []string) error {
 	if len(argv) == 0 || argv[0] != "go" {
-		return refuse("only go commands are replayed here, not %q", strings.Join(argv, " "))
+		return fmt.Errorf("only go commands are replayed here, not %q", strings.Join(argv, " "))
 	}
 	dir := filepath.Join(st.root, filepath.FromSlash(st.workdir))
 	for _, a := range argv[1:] {
 		if escapes(st.root, dir, a) {
-			return refuse("%q: a path outside the stage's files cannot be replayed here", a)
+			return fmt.Errorf("%q: a path outside the stage's files cannot be replayed here", a)
 		}
 	}
 	for _, k := range env.keys {
 		if strings.HasPrefix(k, "GO") && escapes(st.root, dir, env.m[k]) {
-			return refuse("%s=%s: a path outside the stage's files cannot be replayed here", k, env.m[k])
+			return fmt.Errorf("%s=%s: a path outside the stage's files cannot be replayed here", k, env.m[k])
 		}
 	}
 	cmd := exec.CommandContext(ctx, r.o.toolchain.goBin, argv[1:]...)
