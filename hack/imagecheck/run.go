@@ -260,7 +260,7 @@ func supportedWord(w *syntax.Word) error {
 	syntax.Walk(w, func(n syntax.Node) bool {
 		switch n.(type) {
 		case *syntax.CmdSubst, *syntax.ProcSubst, *syntax.ArithmExp, *syntax.ExtGlob, *syntax.BraceExp:
-			err = fmt.Errorf("command substitution, arithmetic and brace expansion are not replayed here")
+			err = errors.New("command substitution, arithmetic and brace expansion are not replayed here")
 		}
 		return err == nil
 	})
