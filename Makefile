@@ -99,7 +99,7 @@ bench: build $(K8S_ASSETS)/etcd $(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/kube-
 
 .PHONY: build
 build: ## Build the operator binary into bin/whisperer, as the Dockerfile builds it.
-	go build $(GO_BUILD_FLAGS) -o $(WHISPERER) .
+	CGO_ENABLED=0 go build $(GO_BUILD_FLAGS) -o $(WHISPERER) .
 
 .PHONY: run
 run: build $(LOCALCLUSTER) ## Run the operator against the current cluster, or against a local control plane it starts when there is none.

@@ -42,7 +42,7 @@ func newManager(o options.Options) (ctrl.Manager, error) {
 		// client-go's scheme, which client-go fills at start anyway: a scheme of our own would
 		// hold a second copy of every type's registration (1.6 MiB measured).
 		Scheme:                  clientgoscheme.Scheme,
-		Cache:                   controllers.CacheOptions(),
+		Cache:                   controllers.CacheOptions(controllers.Secrets),
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  o.ProbeAddr,
 		PprofBindAddress:        o.PprofAddr,
@@ -83,10 +83,10 @@ func run(o options.Options) error {
 			ctrl.Log.Error(err, "Flushing traces")
 		}
 	}()
-	reconciler := &controllers.SecretMirrorReconciler{
+	reconciler := &controllers.MirrorReconciler{
+		Kind:                    controllers.Secrets,
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("whisperer"),
 		WriteConcurrency:        o.WriteConcurrency,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		ConflictRetryInterval:   o.ConflictRetryInterval,

@@ -1,9 +1,12 @@
 package controllers
 
 import (
-	"errors"
+	"context"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/whisperer-operator/whisperer/internal/mirror"
@@ -22,10 +25,10 @@ var (
 		Help: "Mirror writes that failed, by operation: create, update, recreate, delete.",
 	}, []string{"operation"})
 	sourcesDesc = prometheus.NewDesc("whisperer_sources",
-		"Sources by state: active, or refused (namespace not allowed by --source-namespaces, or a token type).",
+		"Sources by state: active, or refused (by the administrator's policy, or because of what they are).",
 		[]string{"state"}, nil)
 	mirrorsDesc = prometheus.NewDesc("whisperer_mirrors",
-		"Namespaces that sources ask for, by state: in_sync; conflict (another Secret holds the name); "+
+		"Namespaces that sources ask for, by state: in_sync; conflict (another object holds the name); "+
 			"refused (by the policy, or because the source is refused); failed (the last write failed).",
 		[]string{"state"}, nil)
 )
@@ -34,7 +37,7 @@ var (
 var operationKinds = []mirror.ActionKind{mirror.Create, mirror.Update, mirror.Recreate, mirror.Delete}
 
 func init() {
-	metrics.Registry.MustRegister(mirrorOperations, mirrorErrors)
+	metrics.Registry.MustRegister(mirrorOperations, mirrorErrors, stateCollector{})
 	for _, kind := range operationKinds {
 		mirrorOperations.WithLabelValues(string(kind))
 		mirrorErrors.WithLabelValues(string(kind))
@@ -42,44 +45,95 @@ func init() {
 }
 
 // countWrite counts a planned write by its result.
-func countWrite(kind mirror.ActionKind, res result, err error) {
+func countWrite(kind mirror.ActionKind, res writeResult, err error) {
 	switch {
 	case err != nil:
 		mirrorErrors.WithLabelValues(string(kind)).Inc()
-	case res == created || res == updated || res == deleted:
-		// A create that found a mirror to repair did an update, and an adopted recreate a
+	case res.changed():
+		// A create that found a mirror to repair did an update, and a repaired recreate a
 		// create: the operation label says what was planned, the result what it took.
 		mirrorOperations.WithLabelValues(string(kind)).Inc()
 	}
 }
 
-// stateCollector reports the state gauges from the reconciler's memory at each scrape.
-type stateCollector struct{ memory *memory }
+// sourceStats counts the namespaces one source asks for, by state, after its last reconcile.
+type sourceStats struct {
+	refusedSource                     bool
+	inSync, conflict, refused, failed int
+}
 
-func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+// stats holds the sourceStats of the sources of one reconciler.
+type stats struct {
+	mu       sync.Mutex
+	bySource map[types.NamespacedName]sourceStats
+}
+
+func newStats() *stats { return &stats{bySource: map[types.NamespacedName]sourceStats{}} }
+
+func (s *stats) set(source types.NamespacedName, st sourceStats) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bySource[source] = st
+}
+
+func (s *stats) forget(source types.NamespacedName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.bySource, source)
+}
+
+// running holds the stats of every reconciler whose manager runs: the gauges sum them.
+var running = struct {
+	sync.Mutex
+	stats map[*stats]bool
+}{stats: map[*stats]bool{}}
+
+// reportWhileRunning adds s to the gauges for as long as mgr runs.
+func reportWhileRunning(mgr manager.Manager, s *stats) error {
+	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		running.Lock()
+		running.stats[s] = true
+		running.Unlock()
+		<-ctx.Done()
+		running.Lock()
+		delete(running.stats, s)
+		running.Unlock()
+		return nil
+	}))
+}
+
+// stateCollector reports the state gauges at each scrape.
+type stateCollector struct{}
+
+func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- sourcesDesc
 	ch <- mirrorsDesc
 }
 
-func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
-	total := c.memory.totals()
-	for state, n := range map[string]int{"active": total.active, "refused": total.refusedSources} {
+func (stateCollector) Collect(ch chan<- prometheus.Metric) {
+	var active, refusedSources int
+	var total sourceStats
+	running.Lock()
+	for s := range running.stats {
+		s.mu.Lock()
+		for _, st := range s.bySource {
+			if st.refusedSource {
+				refusedSources++
+			} else {
+				active++
+			}
+			total.inSync += st.inSync
+			total.conflict += st.conflict
+			total.refused += st.refused
+			total.failed += st.failed
+		}
+		s.mu.Unlock()
+	}
+	running.Unlock()
+	for state, n := range map[string]int{"active": active, "refused": refusedSources} {
 		ch <- prometheus.MustNewConstMetric(sourcesDesc, prometheus.GaugeValue, float64(n), state)
 	}
 	for state, n := range map[string]int{"in_sync": total.inSync, "conflict": total.conflict, "refused": total.refused, "failed": total.failed} {
 		ch <- prometheus.MustNewConstMetric(mirrorsDesc, prometheus.GaugeValue, float64(n), state)
 	}
-}
-
-// registerStateMetrics serves the gauges of m. A process runs one reconciler; when tests start
-// another, the newest one's gauges replace the previous ones.
-func registerStateMetrics(m *memory) error {
-	collector := stateCollector{memory: m}
-	err := metrics.Registry.Register(collector)
-	var already prometheus.AlreadyRegisteredError
-	if errors.As(err, &already) {
-		metrics.Registry.Unregister(already.ExistingCollector)
-		err = metrics.Registry.Register(collector)
-	}
-	return err
 }

@@ -210,7 +210,9 @@ func TestForeignSecretIsNeverTouchedAndTheMirrorFollowsItsRemoval(t *testing.T) 
 	}
 	create(t, foreign)
 	before := getSecret(t, ns[2], "sync")
-	startOperator(t, withConflictRetry(time.Second))
+	// A retry interval longer than the test: the mirror must follow the foreign Secret's removal
+	// because that removal is watched, not because the source polls.
+	op := startOperator(t, withConflictRetry(time.Hour))
 	source := sourceSecret(ns[0], "sync", ns[1], ns[2])
 	create(t, source)
 
@@ -225,11 +227,18 @@ func TestForeignSecretIsNeverTouchedAndTheMirrorFollowsItsRemoval(t *testing.T) 
 	if n := len(events(t, source, ReasonConflict)); n != 1 {
 		t.Errorf("%d Conflict Events after retries, want 1", n)
 	}
+	if writes := op.writes.in(ns[2]); len(writes) != 1 {
+		t.Errorf("writes in the conflicting namespace %v, want the one create that found the Secret there", writes)
+	}
 
 	deleteObject(t, foreign)
+	deleted := time.Now()
 	eventually(t, "mirror created once the foreign Secret is gone", func() error {
 		return checkFaithful(source, getSecret(t, ns[2], "sync"))
 	})
+	if took := time.Since(deleted); took > 2*time.Second {
+		t.Errorf("the mirror followed the foreign Secret's deletion after %s, want within 2s", took)
+	}
 }
 
 func TestSameNamedSourcesDoNotFightOverATarget(t *testing.T) {

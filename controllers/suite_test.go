@@ -81,28 +81,28 @@ type operator struct {
 }
 
 // operatorOption changes how a test operator is set up: its manager or its reconciler.
-type operatorOption func(*ctrl.Options, *SecretMirrorReconciler)
+type operatorOption func(*ctrl.Options, *MirrorReconciler)
 
 func withPolicy(p mirror.Policy) operatorOption {
-	return func(_ *ctrl.Options, r *SecretMirrorReconciler) { r.Policy = p }
+	return func(_ *ctrl.Options, r *MirrorReconciler) { r.Policy = p }
 }
 
 func withResync(d time.Duration) operatorOption {
-	return func(_ *ctrl.Options, r *SecretMirrorReconciler) { r.ResyncPeriod = d }
+	return func(_ *ctrl.Options, r *MirrorReconciler) { r.ResyncPeriod = d }
 }
 
 func withConflictRetry(d time.Duration) operatorOption {
-	return func(_ *ctrl.Options, r *SecretMirrorReconciler) { r.ConflictRetryInterval = d }
+	return func(_ *ctrl.Options, r *MirrorReconciler) { r.ConflictRetryInterval = d }
 }
 
 // withLogger sends the operator's logs to log.
 func withLogger(log logr.Logger) operatorOption {
-	return func(o *ctrl.Options, _ *SecretMirrorReconciler) { o.Logger = log }
+	return func(o *ctrl.Options, _ *MirrorReconciler) { o.Logger = log }
 }
 
 // withMetricsAt serves the operator's metrics over plain HTTP at addr.
 func withMetricsAt(addr string) operatorOption {
-	return func(o *ctrl.Options, _ *SecretMirrorReconciler) { o.Metrics.BindAddress = addr }
+	return func(o *ctrl.Options, _ *MirrorReconciler) { o.Metrics.BindAddress = addr }
 }
 
 // startOperator starts whisperer against the test cluster; it stops when the test ends or
@@ -115,13 +115,13 @@ func startOperator(t *testing.T, opts ...operatorOption) *operator {
 	options := ctrl.Options{
 		Logger:                 ctrl.Log,
 		Scheme:                 scheme,
-		Cache:                  CacheOptions(),
+		Cache:                  CacheOptions(Secrets),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Each test runs its own manager with the same controller name in one process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}
-	r := &SecretMirrorReconciler{WriteConcurrency: 4}
+	r := &MirrorReconciler{Kind: Secrets, WriteConcurrency: 4, ConflictRetryInterval: time.Minute}
 	for _, opt := range opts {
 		opt(&options, r)
 	}
@@ -130,7 +130,7 @@ func startOperator(t *testing.T, opts ...operatorOption) *operator {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.Client, r.APIReader, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("whisperer")
+	r.Client, r.APIReader = mgr.GetClient(), mgr.GetAPIReader()
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ func newTracer() trace.Tracer {
 // Span attributes, named under whisperer's own namespace except the OpenTelemetry standard one
 // for a Kubernetes namespace.
 const (
+	attrKind            = attribute.Key("whisperer.kind")
 	attrSourceNamespace = attribute.Key("whisperer.source.namespace")
 	attrSourceName      = attribute.Key("whisperer.source.name")
 	attrTargets         = attribute.Key("whisperer.targets")

@@ -4,7 +4,8 @@ import (
 	"context"
 	"maps"
 
-	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,83 +17,87 @@ import (
 	"github.com/whisperer-operator/whisperer/internal/mirror"
 )
 
+type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+
 // mirrorEvents maps a mirror event to the source the mirror claims (before and after an update),
-// so that an edited or deleted mirror is repaired. A deleted mirror also wakes the other sources
-// of its name (see competitorsOnDelete). One handler for both keeps one event buffer, not two, on
-// an informer that may hold tens of thousands of mirrors.
-func (r *SecretMirrorReconciler) mirrorEvents() handler.EventHandler {
+// so that an edited or deleted mirror is repaired, after telling the expectations what the cache
+// now shows. A deleted mirror also wakes the other sources of its name (competitorsOnDelete).
+// One handler for all of it keeps one event buffer, not several, on an informer that may hold
+// tens of thousands of mirrors.
+func (r *MirrorReconciler) mirrorEvents() handler.EventHandler {
 	return handler.Funcs{
-		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q queue) {
+			r.expectations.observe(e.Object, false)
 			enqueueClaimedSource(e.Object, q)
 		},
-		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q queue) {
+			r.expectations.observe(e.ObjectNew, false)
+			if claimedSource(e.ObjectOld) != claimedSource(e.ObjectNew) {
+				r.expectations.observe(e.ObjectOld, true) // it left the claims of that source
+			}
 			enqueueClaimedSource(e.ObjectOld, q)
 			enqueueClaimedSource(e.ObjectNew, q)
 		},
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q queue) {
+			r.expectations.observe(e.Object, true)
 			enqueueClaimedSource(e.Object, q)
-			r.enqueueCompetitors(ctx, e.Object, q)
+			r.enqueueCompetitors(e.Object, q)
 		},
-		GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		GenericFunc: func(_ context.Context, e event.GenericEvent, q queue) {
 			enqueueClaimedSource(e.Object, q)
 		},
 	}
 }
 
-func enqueueClaimedSource(obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	if source, ok := mirror.SourceOf(obj.(*corev1.Secret)); ok {
+func claimedSource(obj metav1.Object) types.NamespacedName {
+	source, _ := mirror.SourceOf(obj)
+	return source
+}
+
+func enqueueClaimedSource(obj metav1.Object, q queue) {
+	if source, ok := mirror.SourceOf(obj); ok {
 		q.Add(reconcile.Request{NamespacedName: source})
 	}
 }
 
 // competitorsOnDelete handles the deletion of a source: other sources of the same name may have
-// been blocked by it (a conflict), and get another look at once instead of at their next retry.
-func (r *SecretMirrorReconciler) competitorsOnDelete() handler.EventHandler {
+// been blocked by it (a conflict), and get another look at once.
+func (r *MirrorReconciler) competitorsOnDelete() handler.EventHandler {
 	return handler.Funcs{
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			r.enqueueCompetitors(ctx, e.Object, q)
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q queue) {
+			r.enqueueCompetitors(e.Object, q)
 		},
 	}
 }
 
-// enqueueCompetitors enqueues the sources named like gone, a deleted Secret, except gone itself.
-func (r *SecretMirrorReconciler) enqueueCompetitors(ctx context.Context, gone client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	for _, req := range r.sourcesNamed(ctx, gone.GetName()) {
-		if req.NamespacedName != client.ObjectKeyFromObject(gone) {
-			q.Add(req)
+// enqueueCompetitors enqueues the sources named like gone, a deleted object, except gone itself.
+func (r *MirrorReconciler) enqueueCompetitors(gone client.Object, q queue) {
+	named, err := r.sources.named(gone.GetName())
+	if err != nil {
+		ctrl.Log.Error(err, "Cannot find the sources named like a deleted object", "name", gone.GetName())
+		return
+	}
+	for _, source := range named {
+		if key := client.ObjectKeyFromObject(source); key != client.ObjectKeyFromObject(gone) {
+			q.Add(reconcile.Request{NamespacedName: key})
 		}
 	}
 }
 
-func (r *SecretMirrorReconciler) sourcesNamed(ctx context.Context, name string) []reconcile.Request {
-	sources := &corev1.SecretList{}
-	if err := r.Client.List(ctx, sources, client.MatchingFields{sourceNameIndex: name}, client.UnsafeDisableDeepCopy); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Cannot list sources by name", "name", name)
-		return nil
-	}
-	requests := make([]reconcile.Request, 0, len(sources.Items))
-	for i := range sources.Items {
-		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&sources.Items[i])})
-	}
-	return requests
-}
-
-// namespaceToSources maps a new or relabelled namespace to the sources that ask for it. A
-// relabelling is mapped twice, before and after (EnqueueRequestsFromMapFunc), so the sources that
-// no longer ask for it are reconciled too, and remove their mirrors. A mirror in a namespace that
-// its source never asked for reaches the source through the mirror watch.
-func (r *SecretMirrorReconciler) namespaceToSources(ctx context.Context, obj client.Object) []reconcile.Request {
+// namespaceToSources maps a new or relabelled namespace to the sources that ask for it, from
+// what was parsed of each source when it last changed; refused sources ask for nothing. A
+// relabelling is mapped twice, before and after (EnqueueRequestsFromMapFunc), so the sources
+// that no longer ask for it are reconciled too, and remove their mirrors. A mirror in a
+// namespace that its source never asked for reaches the source through the mirror watch.
+func (r *MirrorReconciler) namespaceToSources(_ context.Context, obj client.Object) []reconcile.Request {
 	namespace := toNamespace(obj)
-	sources := &corev1.SecretList{}
-	if err := r.Client.List(ctx, sources, client.UnsafeDisableDeepCopy); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Cannot list sources for a namespace", "namespace", namespace.Name)
-		return nil
-	}
 	var requests []reconcile.Request
-	for i := range sources.Items {
-		source := &sources.Items[i]
-		if source.Namespace != namespace.Name && mirror.TargetsOf(source).Matches(namespace) {
-			requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(source)})
+	for _, cached := range r.sources.list() {
+		if cached.GetNamespace() == namespace.Name {
+			continue
+		}
+		if source, refused := r.parsed.get(cached); !refused && source.Targets.Matches(namespace) {
+			requests = append(requests, reconcile.Request{NamespacedName: source.Key()})
 		}
 	}
 	return requests
@@ -110,4 +115,9 @@ func namespaceAppearedOrRelabelled() predicate.Predicate {
 		DeleteFunc:  func(event.DeleteEvent) bool { return false },
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
+}
+
+// sourceRequest is the event that reconciles source, sent on a channel (see conflicts).
+func sourceRequest(source types.NamespacedName) event.GenericEvent {
+	return event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: source.Namespace, Name: source.Name}}}
 }

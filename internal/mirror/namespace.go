@@ -15,8 +15,8 @@ type Namespace struct {
 }
 
 // LabelSet returns the namespace's labels for selectors, with kubernetes.io/metadata.name, which
-// the API server sets to the name on every namespace. The cache drops that label (see
-// SlimNamespace): thousands of namespaces would otherwise each keep a labels map for it alone.
+// the API server sets to the name on every namespace: Labels may lack it, since a cache that
+// keeps thousands of namespaces need not store a map for that label alone.
 func (ns Namespace) LabelSet() labels.Labels {
 	return namespaceLabels(ns)
 }
@@ -39,22 +39,4 @@ func (l namespaceLabels) Lookup(key string) (string, bool) {
 	}
 	value, ok := l.Labels[key]
 	return value, ok
-}
-
-// SlimNamespace drops from a cached namespace what whisperer does not read: its annotations, and
-// the kubernetes.io/metadata.name label, which LabelSet puts back. It is meant as a cache
-// transform, of a namespace's metadata.
-func SlimNamespace(ns interface {
-	GetName() string
-	GetLabels() map[string]string
-	SetLabels(map[string]string)
-	SetAnnotations(map[string]string)
-}) {
-	ns.SetAnnotations(nil)
-	if l := ns.GetLabels(); l[corev1.LabelMetadataName] == ns.GetName() {
-		delete(l, corev1.LabelMetadataName)
-		if len(l) == 0 {
-			ns.SetLabels(nil)
-		}
-	}
 }

@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"slices"
 
-	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -19,7 +19,8 @@ const (
 	Delete   ActionKind = "delete"
 )
 
-// Action is one write to one mirror.
+// Action is one write to one mirror. The object it writes is built when the write is made, not
+// when it is planned, so that a plan for thousands of namespaces holds no copy of the source.
 type Action struct {
 	Kind ActionKind
 	// Namespace is the namespace of the mirror.
@@ -27,115 +28,125 @@ type Action struct {
 	// Existing is the mirror as last seen, nil for Create. Deletes and updates are made
 	// conditional on its resourceVersion, so that nothing changed since the ownership check is
 	// overwritten or deleted.
-	Existing *corev1.Secret
-}
-
-// Object returns the object that the action writes for source: nil for Delete. It is built when
-// the write is made, not when it is planned, so that a plan for thousands of namespaces holds no
-// copy of the source's data.
-func (a Action) Object(source *corev1.Secret) *corev1.Secret {
-	switch a.Kind {
-	case Create, Recreate:
-		return Build(source, a.Namespace)
-	case Update:
-		return Updated(source, a.Existing)
-	}
-	return nil
+	Existing metav1.Object
 }
 
 // State is what exists now for one source.
 type State struct {
-	// Source names the source being reconciled.
-	Source types.NamespacedName
-	// Secret is the source, nil when it is gone or is no longer a source: then no mirror is wanted.
-	Secret *corev1.Secret
-	// Targets is what the source asks for.
-	Targets Targets
-	// Refusal says why the source must not be mirrored (see Policy.Refusal); then no mirror is wanted.
-	Refusal string
-	// Policy says which namespaces may receive mirrors at all.
+	Kind Kind
+	// Key names the source being reconciled.
+	Key types.NamespacedName
+	// Source is the source, nil when it is gone or no longer a source: then no mirror is wanted.
+	Source *Source
+	// Policy is what the administrator allows.
 	Policy Policy
 	// Namespaces lists every namespace of the cluster.
 	Namespaces []Namespace
-	// Mirrors lists the Secrets that claim Source (see SourceOf); Plan only touches those OwnedBy it.
-	Mirrors []*corev1.Secret
+	// Mirrors lists the objects that claim Key (see SourceOf); Plan only acts on those OwnedBy it.
+	Mirrors []metav1.Object
+	// ContentOf summarises the content of a mirror.
+	ContentOf func(metav1.Object) Content
 }
 
-// Plan returns the writes that take the mirrors of s.Source to exactly the wanted set, sorted by
-// namespace, and that set: the namespaces that must hold a mirror of s.Source. It is level-based:
-// it does not matter which event led here, or what happened while whisperer was down.
-func Plan(s State) (actions []Action, wanted map[string]bool) {
-	wanted, terminating := s.classifyNamespaces()
+// Result is what Plan decided for one source.
+type Result struct {
+	// Actions are the writes that take the mirrors to exactly the wanted set, sorted by namespace.
+	Actions []Action
+	// Wanted counts the namespaces that must hold a mirror.
+	Wanted int
+	// Refusal says why the source may not be mirrored at all, or is "": a refused source has its
+	// mirrors deleted.
+	Refusal string
+	// Invalid lists the entries of the source's annotations that were ignored, with the reason.
+	Invalid []string
+	// NotAllowed counts the namespaces the source asks for that may not have its mirror: those
+	// the policy excludes, or all of them when the source is refused.
+	NotAllowed int
+}
+
+// Plan returns the writes that take the mirrors of s.Key to exactly what the source asks for and
+// the policy allows. It is level-based: it does not matter which event led here, or what happened
+// while whisperer was down. A mirror that is being deleted counts as gone: its namespace gets a
+// new mirror once the deletion has ended, which raises an event of its own.
+func Plan(s State) Result {
+	var r Result
+	if s.Source != nil {
+		r.Invalid = s.Source.Targets.Invalid
+		r.Refusal = s.Policy.Refusal(s.Kind, s.Source)
+	}
+	wanted, terminating, asked := s.classifyNamespaces(r.Refusal == "")
+	if r.Refusal == "" {
+		r.Refusal = s.Policy.tooManyTargets(len(wanted))
+	}
+	if r.Refusal != "" {
+		wanted = nil
+	}
+	r.Wanted, r.NotAllowed = len(wanted), asked-len(wanted)
+
+	owner := newOwner(s.Key)
 	seen := map[string]bool{}
-	compare := NewComparer(s.Secret)
 	for _, existing := range s.Mirrors {
-		if !OwnedBy(existing, s.Source) {
+		namespace := existing.GetNamespace()
+		if !owner.owns(existing) {
 			continue
 		}
-		seen[existing.Namespace] = true
-		if action, ok := planExisting(compare, existing, wanted[existing.Namespace], terminating[existing.Namespace]); ok {
-			actions = append(actions, action)
+		seen[namespace] = true
+		switch {
+		case existing.GetDeletionTimestamp() != nil, terminating[namespace]:
+			// Going already: nothing to write, and nothing to wait for.
+		case !wanted[namespace]:
+			r.Actions = append(r.Actions, Action{Kind: Delete, Namespace: namespace, Existing: existing})
+		default:
+			if kind := diff(owner, s.Source, existing, s.ContentOf(existing)); kind != "" {
+				r.Actions = append(r.Actions, Action{Kind: kind, Namespace: namespace, Existing: existing})
+			}
 		}
 	}
 	for namespace := range wanted {
 		if !seen[namespace] {
-			actions = append(actions, Action{Kind: Create, Namespace: namespace})
+			r.Actions = append(r.Actions, Action{Kind: Create, Namespace: namespace})
 		}
 	}
-	slices.SortFunc(actions, func(a, b Action) int { return cmp.Compare(a.Namespace, b.Namespace) })
-	return actions, wanted
+	slices.SortFunc(r.Actions, func(a, b Action) int { return cmp.Compare(a.Namespace, b.Namespace) })
+	return r
 }
 
-// planExisting returns the write that an existing mirror needs, if any. It compares only wanted
-// mirrors, which have a source.
-func planExisting(compare *Comparer, existing *corev1.Secret, wanted, terminating bool) (Action, bool) {
-	namespace := existing.Namespace
-	switch {
-	case terminating:
-		return Action{}, false
-	case !wanted:
-		return Action{Kind: Delete, Namespace: namespace, Existing: existing}, true
-	}
-	if kind := compare.Diff(existing); kind != "" {
-		return Action{Kind: kind, Namespace: namespace, Existing: existing}, true
-	}
-	return Action{}, false
+// Diff returns the write that makes existing, a mirror of source whose content is content,
+// faithful to it: Update, Recreate, or "" when it is.
+func Diff(source *Source, existing metav1.Object, content Content) ActionKind {
+	return diff(newOwner(source.Key()), source, existing, content)
 }
 
-// Refused counts the namespaces the source asks for that may not have its mirror: excluded by the
-// policy, or all of them when the source itself is refused.
-func (s State) Refused() int {
-	n := 0
-	for _, ns := range s.Namespaces {
-		if s.asks(ns) && !s.allows(ns) {
-			n++
-		}
+func diff(owner owner, source *Source, existing metav1.Object, content Content) ActionKind {
+	if kind := source.Content.diff(content); kind != "" {
+		return kind
 	}
-	return n
+	if !owner.marks(existing) {
+		return Update
+	}
+	return ""
 }
 
-// classifyNamespaces returns the namespaces that must hold a mirror of s.Source and the
-// terminating ones.
-func (s State) classifyNamespaces() (wanted, terminating map[string]bool) {
+// classifyNamespaces returns the namespaces that must hold a mirror (none unless allowed), the
+// terminating ones, and how many namespaces the source asks for.
+func (s State) classifyNamespaces(allowed bool) (wanted, terminating map[string]bool, asked int) {
 	wanted, terminating = map[string]bool{}, map[string]bool{}
 	for _, ns := range s.Namespaces {
 		switch {
 		case ns.Terminating:
 			terminating[ns.Name] = true
-		case s.asks(ns) && s.allows(ns):
-			wanted[ns.Name] = true
+		case s.asks(ns):
+			asked++
+			if allowed && s.Policy.AllowsTarget(ns) {
+				wanted[ns.Name] = true
+			}
 		}
 	}
-	return wanted, terminating
+	return wanted, terminating, asked
 }
 
-// asks reports whether the source asks for ns: its annotations match it, it exists and is not
-// terminating, and it is not the source's own namespace.
+// asks reports whether the source asks for ns: its annotations match it, and it is not the
+// source's own namespace.
 func (s State) asks(ns Namespace) bool {
-	return s.Secret != nil && !ns.Terminating && ns.Name != s.Source.Namespace && s.Targets.Matches(ns)
-}
-
-// allows reports whether the source may have a mirror in ns.
-func (s State) allows(ns Namespace) bool {
-	return s.Refusal == "" && s.Policy.AllowsTarget(ns)
+	return s.Source != nil && ns.Name != s.Key.Namespace && s.Source.Targets.Matches(ns)
 }

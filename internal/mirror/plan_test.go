@@ -1,361 +1,256 @@
 package mirror
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/utils/ptr"
 )
 
-var sourceKey = types.NamespacedName{Namespace: "source", Name: "sync"}
-
-func sourceSecret(annotation string) *corev1.Secret {
-	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: sourceKey.Name, Namespace: sourceKey.Namespace,
-			Labels:      map[string]string{LabelSync: "true", "app": "registry"},
-			Annotations: map[string]string{AnnotationNamespaces: annotation, "note": "kept on the source"},
-		},
-		Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{"secret": []byte("s3cr3t")},
-	}
-}
-
-func withAnnotation(s *corev1.Secret, key, value string) *corev1.Secret {
-	s.Annotations[key] = value
-	return s
-}
-
-func withType(s *corev1.Secret, t corev1.SecretType) *corev1.Secret {
-	s.Type = t
-	return s
-}
-
-func namespaces(names ...string) []Namespace {
-	var out []Namespace
-	for _, name := range names {
-		out = append(out, Namespace{Name: name})
-	}
-	return out
-}
-
-// summary renders actions as "kind/namespace" for compact comparisons.
-func summary(actions []Action) []string {
-	var out []string
-	for _, a := range actions {
-		out = append(out, fmt.Sprintf("%s/%s", a.Kind, a.Namespace))
-	}
-	return out
-}
-
 func TestPlan(t *testing.T) {
-	src := sourceSecret("target,target2,missing")
-	inSync := func(ns string) *corev1.Secret { return Build(src, ns) }
-	edited := func(ns string, edit func(*corev1.Secret)) *corev1.Secret {
-		m := Build(src, ns)
-		edit(m)
-		return m
-	}
+	deleting := func(m *cached) { m.DeletionTimestamp = &metav1.Time{}; m.Finalizers = []string{"someone/else"} }
 	tests := []struct {
 		name    string
-		secret  *corev1.Secret
+		kind    Kind
+		source  *Source
 		policy  Policy
 		ns      []Namespace
-		mirrors []*corev1.Secret
+		mirrors []*cached
 		want    []string
+		// wantRefusal is a part of the refusal; empty means not refused.
+		wantRefusal string
+		wantWanted  int
 	}{
 		{
 			name:   "new source is mirrored into the listed namespaces that exist",
-			secret: src, ns: namespaces("source", "target", "target2", "other"),
-			want: []string{"create/target", "create/target2"},
+			source: source("target,target2,missing"), ns: namespaces("source", "target", "target2", "other"),
+			want: []string{"create/target", "create/target2"}, wantWanted: 2,
 		},
 		{
 			name:   "converged source needs no write",
-			secret: src, ns: namespaces("source", "target", "target2"),
-			mirrors: []*corev1.Secret{inSync("target"), inSync("target2")},
+			source: source("target,target2"), ns: namespaces("source", "target", "target2"),
+			mirrors: []*cached{mirrorIn("target"), mirrorIn("target2")}, wantWanted: 2,
 		},
 		{
 			name:   "a deleted mirror is recreated",
-			secret: src, ns: namespaces("source", "target", "target2"),
-			mirrors: []*corev1.Secret{inSync("target")},
-			want:    []string{"create/target2"},
+			source: source("target,target2"), ns: namespaces("source", "target", "target2"),
+			mirrors: []*cached{mirrorIn("target")},
+			want:    []string{"create/target2"}, wantWanted: 2,
 		},
 		{
-			name:   "deleted source: every mirror is deleted",
-			secret: nil, ns: namespaces("source", "target", "target2"),
-			mirrors: []*corev1.Secret{inSync("target"), inSync("target2")},
-			want:    []string{"delete/target", "delete/target2"},
+			name: "deleted source: every mirror is deleted",
+			ns:   namespaces("source", "target", "target2"), mirrors: []*cached{mirrorIn("target"), mirrorIn("target2")},
+			want: []string{"delete/target", "delete/target2"},
 		},
 		{
 			name:   "mirror in a namespace no longer listed is deleted",
-			secret: src, ns: namespaces("source", "target", "target2", "old"),
-			mirrors: []*corev1.Secret{inSync("target"), inSync("target2"), inSync("old")},
-			want:    []string{"delete/old"},
+			source: source("target"), ns: namespaces("source", "target", "old"),
+			mirrors: []*cached{mirrorIn("target"), mirrorIn("old")},
+			want:    []string{"delete/old"}, wantWanted: 1,
 		},
 		{
 			name:   "the source's own namespace is skipped",
-			secret: sourceSecret("source,target"), ns: namespaces("source", "target"),
-			want: []string{"create/target"},
+			source: source("source,target"), ns: namespaces("source", "target"),
+			want: []string{"create/target"}, wantWanted: 1,
 		},
 		{
 			name:    "terminating namespaces get no mirror and keep theirs until they are gone",
-			secret:  sourceSecret("target,target2,old"),
+			source:  source("target,target2,old"),
 			ns:      []Namespace{{Name: "target", Terminating: true}, {Name: "target2"}, {Name: "old", Terminating: true}},
-			mirrors: []*corev1.Secret{inSync("old")},
-			want:    []string{"create/target2"},
+			mirrors: []*cached{mirrorIn("old")},
+			want:    []string{"create/target2"}, wantWanted: 1,
+		},
+		{
+			name:   "a mirror being deleted counts as gone: no write, no wait, whether wanted or not",
+			source: source("target"), ns: namespaces("source", "target", "other"),
+			mirrors: []*cached{mirrorIn("target", deleting), mirrorIn("other", deleting)}, wantWanted: 1,
 		},
 		{
 			name:   "hand-edited data is reverted",
-			secret: src, ns: namespaces("target", "target2"),
-			mirrors: []*corev1.Secret{edited("target", func(m *corev1.Secret) { m.Data["secret"] = []byte("changed") }), inSync("target2")},
-			want:    []string{"update/target"},
+			source: source("target,target2"), ns: namespaces("target", "target2"),
+			mirrors: []*cached{mirrorIn("target", func(m *cached) { m.content.Digest = "edited" }), mirrorIn("target2")},
+			want:    []string{"update/target"}, wantWanted: 2,
+		},
+		{
+			name:   "hand-edited mirror label is reverted",
+			source: source("target"), ns: namespaces("target"),
+			mirrors: []*cached{mirrorIn("target", func(m *cached) { m.Labels[LabelMirror] = "false" })},
+			want:    []string{"update/target"}, wantWanted: 1,
 		},
 		{
 			name:   "changed type needs a recreate",
-			secret: src, ns: namespaces("target"),
-			mirrors: []*corev1.Secret{edited("target", func(m *corev1.Secret) { m.Type = corev1.SecretTypeDockerConfigJson })},
-			want:    []string{"recreate/target"},
+			source: source("target"), ns: namespaces("target"),
+			mirrors: []*cached{mirrorIn("target", func(m *cached) { m.content.Type = string(corev1.SecretTypeDockerConfigJson) })},
+			want:    []string{"recreate/target"}, wantWanted: 1,
 		},
 		{
 			name:   "immutable mirror with stale data needs a recreate",
-			secret: src, ns: namespaces("target"),
-			mirrors: []*corev1.Secret{edited("target", func(m *corev1.Secret) { m.Immutable = ptr.To(true); m.Data = nil })},
-			want:    []string{"recreate/target"},
+			source: source("target"), ns: namespaces("target"),
+			mirrors: []*cached{mirrorIn("target", func(m *cached) { m.content.Immutable = true; m.content.Digest = "old" })},
+			want:    []string{"recreate/target"}, wantWanted: 1,
 		},
 		{
 			name:   "patterns: every namespace but the excluded ones and the source's own",
-			secret: sourceSecret("*,!kube-*"), ns: namespaces("source", "default", "kube-system", "kube-public", "team-a"),
-			want: []string{"create/default", "create/team-a"},
+			source: source("*,!kube-*"), ns: namespaces("source", "default", "kube-system", "kube-public", "team-a"),
+			want: []string{"create/default", "create/team-a"}, wantWanted: 2,
 		},
 		{
 			name:   "namespace that stops matching loses its mirror",
-			secret: sourceSecret("team-*"), ns: namespaces("source", "team-a", "other"),
-			mirrors: []*corev1.Secret{inSync("team-a"), inSync("other")},
-			want:    []string{"delete/other"},
+			source: source("team-*"), ns: namespaces("source", "team-a", "other"),
+			mirrors: []*cached{mirrorIn("team-a"), mirrorIn("other")},
+			want:    []string{"delete/other"}, wantWanted: 1,
 		},
 		{
 			name:   "namespace selector",
-			secret: withAnnotation(sourceSecret(""), AnnotationNamespaceSelector, "env=prod"),
+			source: source("", withSelector("env=prod")),
 			ns:     []Namespace{{Name: "source"}, {Name: "p", Labels: map[string]string{"env": "prod"}}, {Name: "d", Labels: map[string]string{"env": "dev"}}},
-			want:   []string{"create/p"},
+			want:   []string{"create/p"}, wantWanted: 1,
 		},
 		{
 			name:   "refused source gets no mirror, and loses any it had",
-			secret: withType(sourceSecret("target,target2"), corev1.SecretTypeServiceAccountToken), ns: namespaces("source", "target", "target2"),
-			mirrors: []*corev1.Secret{inSync("target")},
-			want:    []string{"delete/target"},
+			kind:   KindSecret,
+			source: source("target,target2", withContent(Content{Type: string(corev1.SecretTypeServiceAccountToken)})),
+			ns:     namespaces("source", "target", "target2"), mirrors: []*cached{mirrorIn("target")},
+			want: []string{"delete/target"}, wantRefusal: "service account",
 		},
 		{
 			name:   "excluded and opted-out namespaces get no mirror and lose theirs",
-			secret: sourceSecret("*"), policy: Policy{ExcludedNamespaces: Patterns{"kube-*"}},
+			source: source("*"), policy: Policy{ExcludedNamespaces: Patterns{"kube-*"}},
 			ns:      []Namespace{{Name: "source"}, {Name: "kube-system"}, {Name: "opted-out", Labels: map[string]string{LabelIgnore: "true"}}, {Name: "team"}},
-			mirrors: []*corev1.Secret{inSync("kube-system"), inSync("opted-out"), inSync("team")},
-			want:    []string{"delete/kube-system", "delete/opted-out"},
+			mirrors: []*cached{mirrorIn("kube-system"), mirrorIn("opted-out"), mirrorIn("team")},
+			want:    []string{"delete/kube-system", "delete/opted-out"}, wantWanted: 1,
 		},
 		{
 			name:   "source outside the allowed source namespaces loses its mirrors",
-			secret: src, policy: Policy{SourceNamespaces: Patterns{"secrets"}}, ns: namespaces("source", "target", "target2"),
-			mirrors: []*corev1.Secret{inSync("target")},
-			want:    []string{"delete/target"},
+			source: source("target"), policy: Policy{SourceNamespaces: Patterns{"secrets"}}, ns: namespaces("source", "target"),
+			mirrors: []*cached{mirrorIn("target")},
+			want:    []string{"delete/target"}, wantRefusal: "namespace source",
 		},
 		{
-			name:   "Secrets that do not belong to the source are never touched",
-			secret: nil, ns: namespaces("target", "target2"),
-			mirrors: []*corev1.Secret{
-				edited("target", func(m *corev1.Secret) { m.Name = "copied-labels" }),
-				edited("target2", func(m *corev1.Secret) { m.Labels[LabelSourceNamespace] = "elsewhere" }),
+			name:   "a source over --max-source-size is refused",
+			source: source("target"), policy: Policy{MaxSourceSize: 5}, ns: namespaces("source", "target"),
+			mirrors: []*cached{mirrorIn("target")},
+			want:    []string{"delete/target"}, wantRefusal: "6 bytes, more than the 5",
+		},
+		{
+			name:   "a source at --max-source-size is mirrored",
+			source: source("target"), policy: Policy{MaxSourceSize: 6}, ns: namespaces("source", "target"),
+			want: []string{"create/target"}, wantWanted: 1,
+		},
+		{
+			name:   "a source asking for more than --max-targets-per-source is refused",
+			source: source("*"), policy: Policy{MaxTargetsPerSource: 2}, ns: namespaces("source", "a", "b", "c"),
+			mirrors: []*cached{mirrorIn("a")},
+			want:    []string{"delete/a"}, wantRefusal: "asks for 3 namespaces, more than the 2",
+		},
+		{
+			name:   "excluded namespaces do not count against --max-targets-per-source",
+			source: source("*"), policy: Policy{MaxTargetsPerSource: 2, ExcludedNamespaces: Patterns{"c"}}, ns: namespaces("source", "a", "b", "c"),
+			want: []string{"create/a", "create/b"}, wantWanted: 2,
+		},
+		{
+			name:   "an annotation over the limits is refused",
+			source: source(strings.Repeat("x-*,", MaxGlobs+1)), ns: namespaces("source", "x-1"),
+			mirrors: []*cached{mirrorIn("x-1")},
+			want:    []string{"delete/x-1"}, wantRefusal: "over whisperer's limits",
+		},
+		{
+			name: "objects that do not belong to the source are never touched",
+			ns:   namespaces("target", "target2"),
+			mirrors: []*cached{
+				mirrorIn("target", func(m *cached) { m.Name = "copied-labels" }),
+				mirrorIn("target2", func(m *cached) { m.Labels[LabelSourceNamespace] = "elsewhere" }),
 			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var targets Targets
-			if tt.secret != nil {
-				targets = TargetsOf(tt.secret)
+			mirrors := make([]metav1.Object, 0, len(tt.mirrors))
+			for _, m := range tt.mirrors {
+				mirrors = append(mirrors, m)
 			}
-			state := State{Source: sourceKey, Secret: tt.secret, Targets: targets, Namespaces: tt.ns, Mirrors: tt.mirrors, Policy: tt.policy}
-			if tt.secret != nil {
-				state.Refusal = tt.policy.Refusal(tt.secret)
+			kind := tt.kind
+			if kind == "" {
+				kind = KindSecret
 			}
-			actions, _ := Plan(state)
-			got := summary(actions)
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("Plan() = %v, want %v", got, tt.want)
+			r := Plan(State{Kind: kind, Key: sourceKey, Source: tt.source, Policy: tt.policy, Namespaces: tt.ns, Mirrors: mirrors, ContentOf: contentOf})
+			if got := summary(r.Actions); !slices.Equal(got, tt.want) {
+				t.Errorf("actions = %v, want %v", got, tt.want)
+			}
+			if (r.Refusal == "") != (tt.wantRefusal == "") || !strings.Contains(r.Refusal, tt.wantRefusal) {
+				t.Errorf("refusal = %q, want one containing %q", r.Refusal, tt.wantRefusal)
+			}
+			if r.Wanted != tt.wantWanted {
+				t.Errorf("wanted = %d, want %d", r.Wanted, tt.wantWanted)
 			}
 		})
 	}
 }
 
-func TestBuildCopiesContentAndNeverTheSourceMarkers(t *testing.T) {
-	src := sourceSecret("target")
-	src.Immutable = ptr.To(true)
-	got := Build(src, "target")
-
-	wantLabels := map[string]string{LabelMirror: "true", LabelSourceName: "sync", LabelSourceNamespace: "source"}
-	if fmt.Sprint(got.Labels) != fmt.Sprint(wantLabels) {
-		t.Errorf("labels = %v, want exactly %v", got.Labels, wantLabels)
+func TestPlanCountsWhatThePolicyKeepsOut(t *testing.T) {
+	ns := namespaces("source", "a", "b", "kube-system")
+	r := Plan(State{Kind: KindSecret, Key: sourceKey, Source: source("*"), Policy: Policy{ExcludedNamespaces: Patterns{"kube-system"}}, Namespaces: ns, ContentOf: contentOf})
+	if r.Wanted != 2 || r.NotAllowed != 1 {
+		t.Errorf("wanted %d, not allowed %d; want 2 and 1", r.Wanted, r.NotAllowed)
 	}
-	if len(got.Annotations) != 0 {
-		t.Errorf("annotations = %v, want none", got.Annotations)
-	}
-	if got.Name != "sync" || got.Namespace != "target" || got.Type != corev1.SecretTypeOpaque || !isImmutable(got) || string(got.Data["secret"]) != "s3cr3t" {
-		t.Errorf("Build() = %+v, want the source's name, type, immutability and data in namespace target", got)
-	}
-	got.Data["secret"] = []byte("mutated")
-	if string(src.Data["secret"]) != "s3cr3t" {
-		t.Error("Build() shares the source's data map: writing the mirror would change the source")
+	r = Plan(State{Kind: KindSecret, Key: sourceKey, Source: source("*"), Policy: Policy{SourceNamespaces: Patterns{"elsewhere"}}, Namespaces: ns, ContentOf: contentOf})
+	if r.Wanted != 0 || r.NotAllowed != 3 {
+		t.Errorf("refused source: wanted %d, not allowed %d; want 0 and every namespace it asks for, 3", r.Wanted, r.NotAllowed)
 	}
 }
 
-func TestDiffAndUpdated(t *testing.T) {
-	src := sourceSecret("target")
+func TestContentDiff(t *testing.T) {
 	tests := []struct {
-		name     string
-		edit     func(*corev1.Secret)
-		source   func(*corev1.Secret)
-		wantKind ActionKind
-		check    func(t *testing.T, updated *corev1.Secret)
+		name             string
+		source, existing Content
+		want             ActionKind
 	}{
-		{name: "in sync", edit: func(*corev1.Secret) {}, wantKind: ""},
-		{name: "labels and annotations added by others are no difference", edit: func(m *corev1.Secret) {
-			m.Labels["team"] = "a"
-			m.Annotations = map[string]string{"argocd": "x"}
-		}, wantKind: ""},
-		{name: "removed key is removed", edit: func(m *corev1.Secret) { m.Data["extra"] = []byte("x") }, wantKind: Update,
-			check: func(t *testing.T, u *corev1.Secret) {
-				if _, ok := u.Data["extra"]; ok || len(u.Data) != 1 {
-					t.Errorf("data = %v, want exactly the source's keys", u.Data)
-				}
-			}},
-		{name: "mirror label edited", edit: func(m *corev1.Secret) { m.Labels[LabelMirror] = "false"; m.Labels["team"] = "a" }, wantKind: Update,
-			check: func(t *testing.T, u *corev1.Secret) {
-				if u.Labels[LabelMirror] != "true" || u.Labels["team"] != "a" {
-					t.Errorf("labels = %v, want the mirror label restored and others kept", u.Labels)
-				}
-			}},
-		{name: "sync label and namespaces annotation added to the mirror are removed", edit: func(m *corev1.Secret) {
-			m.Labels[LabelSync] = "true"
-			m.Annotations = map[string]string{AnnotationNamespaces: "elsewhere", "keep": "me"}
-		}, wantKind: Update,
-			check: func(t *testing.T, u *corev1.Secret) {
-				_, sync := u.Labels[LabelSync]
-				_, ns := u.Annotations[AnnotationNamespaces]
-				if sync || ns || u.Annotations["keep"] != "me" {
-					t.Errorf("labels %v, annotations %v: want no source markers and other annotations kept", u.Labels, u.Annotations)
-				}
-			}},
-		{name: "source made immutable is applied in place", source: func(s *corev1.Secret) { s.Immutable = ptr.To(true) }, edit: func(*corev1.Secret) {}, wantKind: Update,
-			check: func(t *testing.T, u *corev1.Secret) {
-				if !isImmutable(u) {
-					t.Error("want the mirror immutable")
-				}
-			}},
-		{name: "source made mutable again needs a recreate", edit: func(m *corev1.Secret) { m.Immutable = ptr.To(true) }, wantKind: Recreate},
-		{name: "type differs", source: func(s *corev1.Secret) { s.Type = "example.com/custom" }, edit: func(*corev1.Secret) {}, wantKind: Recreate},
-		{name: "empty and nil data are the same", source: func(s *corev1.Secret) { s.Data = nil }, edit: func(m *corev1.Secret) { m.Data = map[string][]byte{} }, wantKind: ""},
+		{name: "equal", source: opaque, existing: opaque},
+		{name: "data differs", source: opaque, existing: Content{Type: opaque.Type, Digest: "other"}, want: Update},
+		{name: "source made immutable is applied in place", source: Content{Type: opaque.Type, Digest: opaque.Digest, Immutable: true}, existing: opaque, want: Update},
+		{name: "source made mutable again needs a recreate", source: opaque, existing: Content{Type: opaque.Type, Digest: opaque.Digest, Immutable: true}, want: Recreate},
+		{name: "immutable mirror with other data needs a recreate", source: Content{Type: opaque.Type, Digest: "new", Immutable: true}, existing: Content{Type: opaque.Type, Digest: "old", Immutable: true}, want: Recreate},
+		{name: "type differs", source: Content{Type: "example.com/custom", Digest: opaque.Digest}, existing: opaque, want: Recreate},
+		{name: "size alone is no difference", source: opaque, existing: Content{Type: opaque.Type, Digest: opaque.Digest, Size: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			source := src.DeepCopy()
-			if tt.source != nil {
-				tt.source(source)
-			}
-			existing := Build(src, "target")
-			tt.edit(existing)
-			before := existing.DeepCopy()
-			kind := Diff(source, existing)
-			var updated *corev1.Secret
-			if kind == Update {
-				updated = Updated(source, existing)
-			}
-			if kind != tt.wantKind {
-				t.Fatalf("Diff() = %q, want %q", kind, tt.wantKind)
-			}
-			if fmt.Sprint(existing) != fmt.Sprint(before) {
-				t.Error("Diff or Updated modified the existing object, which may be shared with the cache")
-			}
-			if tt.check != nil {
-				tt.check(t, updated)
+			if got := tt.source.diff(tt.existing); got != tt.want {
+				t.Errorf("diff = %q, want %q", got, tt.want)
 			}
 		})
 	}
 }
 
-func TestOwnedBy(t *testing.T) {
-	mirror := Build(sourceSecret("target"), "target")
-	tests := []struct {
-		name string
-		edit func(*corev1.Secret)
-		want bool
-	}{
-		{name: "mirror of this source", edit: func(*corev1.Secret) {}, want: true},
-		{name: "mirror label removed is still ours, to be repaired", edit: func(m *corev1.Secret) { delete(m.Labels, LabelMirror) }, want: true},
-		{name: "other source name", edit: func(m *corev1.Secret) { m.Labels[LabelSourceName] = "other" }, want: false},
-		{name: "other source namespace", edit: func(m *corev1.Secret) { m.Labels[LabelSourceNamespace] = "other" }, want: false},
-		{name: "no labels", edit: func(m *corev1.Secret) { m.Labels = nil }, want: false},
-		{name: "labels copied onto a Secret of another name", edit: func(m *corev1.Secret) { m.Name = "other" }, want: false},
+func TestMirrorMetadata(t *testing.T) {
+	existingLabels := map[string]string{LabelMirror: "false", LabelSync: "true", "team": "a"}
+	existingAnnotations := map[string]string{AnnotationNamespaces: "elsewhere", AnnotationNamespaceSelector: "x=y", "keep": "me"}
+	labels, annotations := MirrorMetadata(sourceKey, existingLabels, existingAnnotations)
+	want := map[string]string{LabelMirror: "true", LabelSourceName: "sync", LabelSourceNamespace: "source", "team": "a"}
+	if !mapsEqual(labels, want) {
+		t.Errorf("labels %v, want %v: the mirror labels set, the sync label removed, others kept", labels, want)
 	}
-	t.Run("source name longer than a label value", func(t *testing.T) {
-		long := sourceKey
-		long.Name = strings.Repeat("a", 200)
-		src := sourceSecret("target")
-		src.Name = long.Name
-		m := Build(src, "target")
-		if !OwnedBy(m, long) {
-			t.Errorf("the mirror of %s is not OwnedBy it", long)
-		}
-		other := long
-		other.Name = strings.Repeat("a", 199) + "b"
-		if OwnedBy(m, other) {
-			t.Error("a mirror is OwnedBy another long-named source that shares its label prefix")
-		}
-		if errs := validation.IsValidLabelValue(m.Labels[LabelSourceName]); len(errs) > 0 {
-			t.Errorf("name label %q is not a valid label value: %v", m.Labels[LabelSourceName], errs)
-		}
-	})
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m := mirror.DeepCopy()
-			tt.edit(m)
-			if got := OwnedBy(m, sourceKey); got != tt.want {
-				t.Errorf("OwnedBy() = %v, want %v", got, tt.want)
-			}
-		})
+	if !mapsEqual(annotations, map[string]string{"keep": "me"}) {
+		t.Errorf("annotations %v, want the source annotations removed and others kept", annotations)
+	}
+	if existingLabels[LabelMirror] != "false" || existingAnnotations[AnnotationNamespaces] != "elsewhere" {
+		t.Error("MirrorMetadata modified its arguments, which may be shared with a cache")
+	}
+	if labels, _ := MirrorMetadata(sourceKey, nil, nil); !mapsEqual(labels, MirrorLabels(sourceKey)) {
+		t.Errorf("labels of a new mirror %v, want exactly the mirror labels", labels)
 	}
 }
 
-func TestSelectors(t *testing.T) {
-	tests := []struct {
-		name           string
-		labels         map[string]string
-		source, mirror bool
-	}{
-		{name: "source", labels: map[string]string{LabelSync: "true"}, source: true},
-		{name: "sync label not true", labels: map[string]string{LabelSync: "yes"}},
-		{name: "mirror", labels: map[string]string{LabelMirror: "true"}, mirror: true},
-		{name: "mirror labelled for sync is not a source", labels: map[string]string{LabelMirror: "true", LabelSync: "true"}, mirror: true},
-		{name: "mirror label edited", labels: map[string]string{LabelMirror: "false"}, mirror: true},
-		{name: "unrelated", labels: map[string]string{"app": "x"}},
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: tt.labels}}
-			if got := SourceSelector().Matches(labels.Set(secret.Labels)); got != tt.source {
-				t.Errorf("SourceSelector matches = %v, want %v", got, tt.source)
-			}
-			if got := IsSource(secret); got != tt.source {
-				t.Errorf("IsSource = %v, want %v (it must agree with SourceSelector)", got, tt.source)
-			}
-			if got := MirrorSelector().Matches(labels.Set(secret.Labels)); got != tt.mirror {
-				t.Errorf("MirrorSelector matches = %v, want %v", got, tt.mirror)
-			}
-		})
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
 	}
+	return true
 }

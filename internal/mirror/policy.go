@@ -4,33 +4,48 @@ import (
 	"fmt"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-// LabelIgnore on a namespace opts it out: with the value "true", whisperer mirrors nothing into
-// it, whatever a source asks, and removes its mirrors there.
-const LabelIgnore = "secret-syncer.jeffl.es/ignore"
-
-// Policy is what the cluster administrator allows, from the operator's flags. The zero Policy
+// Policy is what the cluster administrator allows, from the operator's settings. The zero Policy
 // allows everything, as whisperer.rs did.
 type Policy struct {
-	// SourceNamespaces are the namespaces whose Secrets may be sources; empty means all.
+	// SourceNamespaces are the namespaces whose objects may be sources; empty means all.
 	SourceNamespaces Patterns
 	// ExcludedNamespaces never receive a mirror.
 	ExcludedNamespaces Patterns
 	// TargetSelector, when set, must match the labels of every namespace that receives a mirror.
 	TargetSelector labels.Selector
+	// MaxSourceSize, when positive, is the largest source, in bytes of data, that is mirrored.
+	MaxSourceSize int
+	// MaxTargetsPerSource, when positive, is the most namespaces one source may be mirrored into.
+	MaxTargetsPerSource int
 }
 
-// Refusal returns why source must not be mirrored at all, or "" when it may be: its namespace
-// may not hold sources, or its type must never be copied.
-func (p Policy) Refusal(source *corev1.Secret) string {
-	if len(p.SourceNamespaces) > 0 && !p.SourceNamespaces.Matches(source.Namespace) {
-		return fmt.Sprintf("Secrets in namespace %s cannot be sources: the operator only accepts sources in %s",
-			source.Namespace, p.SourceNamespaces)
+// Refusal returns why source, of kind, must not be mirrored at all, or "" when it may be. It
+// does not count the source's targets, which takes the namespaces: see Plan.
+func (p Policy) Refusal(kind Kind, source *Source) string {
+	namespace := source.Object.GetNamespace()
+	switch {
+	case len(p.SourceNamespaces) > 0 && !p.SourceNamespaces.Matches(namespace):
+		return fmt.Sprintf("%ss in namespace %s cannot be sources: the operator only accepts sources in %s",
+			kind, namespace, p.SourceNamespaces)
+	case source.Targets.TooLarge != "":
+		return fmt.Sprintf("its namespaces annotation is over whisperer's limits: %s", source.Targets.TooLarge)
+	case p.MaxSourceSize > 0 && source.Content.Size > p.MaxSourceSize:
+		return fmt.Sprintf("its data is %d bytes, more than the %d bytes the operator mirrors (--max-source-size)",
+			source.Content.Size, p.MaxSourceSize)
 	}
-	return typeRefusal(source)
+	return kind.kindRefusal(source)
+}
+
+// tooManyTargets returns why a source that asks for wanted namespaces is refused, or "".
+func (p Policy) tooManyTargets(wanted int) string {
+	if p.MaxTargetsPerSource > 0 && wanted > p.MaxTargetsPerSource {
+		return fmt.Sprintf("it asks for %d namespaces, more than the %d the operator allows one source (--max-targets-per-source)",
+			wanted, p.MaxTargetsPerSource)
+	}
+	return ""
 }
 
 // AllowsTarget reports whether namespace may receive mirrors at all.
@@ -49,7 +64,7 @@ type Patterns []string
 // it comes from the administrator, who must know at once.
 func ParsePatterns(list string) (Patterns, error) {
 	var patterns Patterns
-	for _, entry := range strings.Split(list, ",") {
+	for entry := range strings.SplitSeq(list, ",") {
 		if entry = strings.TrimSpace(entry); entry == "" {
 			continue
 		}

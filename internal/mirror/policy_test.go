@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
 
@@ -31,27 +30,37 @@ func TestParsePatterns(t *testing.T) {
 }
 
 func TestPolicyRefusal(t *testing.T) {
-	secret := func(namespace string, typ corev1.SecretType) *corev1.Secret {
-		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "s"}, Type: typ}
+	typed := func(namespace string, typ corev1.SecretType) *Source {
+		return source("", func(c *cached) { c.Namespace = namespace; c.content.Type = string(typ) })
 	}
 	tests := []struct {
-		name    string
-		policy  Policy
-		source  *corev1.Secret
-		refused bool
+		name   string
+		kind   Kind
+		policy Policy
+		source *Source
+		// refused is a part of the refusal; empty means not refused.
+		refused string
 	}{
-		{name: "zero policy allows every namespace", source: secret("anywhere", corev1.SecretTypeOpaque)},
-		{name: "zero policy still refuses service account tokens", source: secret("a", corev1.SecretTypeServiceAccountToken), refused: true},
-		{name: "bootstrap tokens", source: secret("kube-system", corev1.SecretTypeBootstrapToken), refused: true},
-		{name: "docker config is fine", source: secret("a", corev1.SecretTypeDockerConfigJson)},
-		{name: "source namespace allowed by name", policy: Policy{SourceNamespaces: mustPatterns(t, "secrets,shared-*")}, source: secret("secrets", corev1.SecretTypeOpaque)},
-		{name: "source namespace allowed by glob", policy: Policy{SourceNamespaces: mustPatterns(t, "secrets,shared-*")}, source: secret("shared-x", corev1.SecretTypeOpaque)},
-		{name: "source namespace not allowed", policy: Policy{SourceNamespaces: mustPatterns(t, "secrets,shared-*")}, source: secret("team-a", corev1.SecretTypeOpaque), refused: true},
+		{name: "zero policy allows every namespace", source: typed("anywhere", corev1.SecretTypeOpaque)},
+		{name: "zero policy still refuses service account tokens", source: typed("a", corev1.SecretTypeServiceAccountToken), refused: "service account's credentials"},
+		{name: "bootstrap tokens", source: typed("kube-system", corev1.SecretTypeBootstrapToken), refused: "cluster join credentials"},
+		{name: "docker config is fine", source: typed("a", corev1.SecretTypeDockerConfigJson)},
+		{name: "source namespace allowed by name", policy: Policy{SourceNamespaces: mustPatterns(t, "secrets,shared-*")}, source: typed("secrets", corev1.SecretTypeOpaque)},
+		{name: "source namespace allowed by glob", policy: Policy{SourceNamespaces: mustPatterns(t, "secrets,shared-*")}, source: typed("shared-x", corev1.SecretTypeOpaque)},
+		{name: "source namespace not allowed", policy: Policy{SourceNamespaces: mustPatterns(t, "secrets,shared-*")}, source: typed("team-a", corev1.SecretTypeOpaque), refused: "Secrets in namespace team-a cannot be sources"},
+		{name: "the kind is named", kind: KindConfigMap, policy: Policy{SourceNamespaces: mustPatterns(t, "secrets")}, source: typed("team-a", ""), refused: "ConfigMaps in namespace team-a"},
+		{name: "over the size limit", policy: Policy{MaxSourceSize: 1}, source: typed("a", corev1.SecretTypeOpaque), refused: "--max-source-size"},
+		{name: "annotation over the limits", source: source(strings.Repeat("a,", MaxEntries+1)), refused: "1001 entries"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.policy.Refusal(tt.source); (got != "") != tt.refused {
-				t.Errorf("Refusal() = %q, want refused=%v", got, tt.refused)
+			kind := tt.kind
+			if kind == "" {
+				kind = KindSecret
+			}
+			got := tt.policy.Refusal(kind, tt.source)
+			if (got == "") != (tt.refused == "") || !strings.Contains(got, tt.refused) {
+				t.Errorf("Refusal() = %q, want one containing %q", got, tt.refused)
 			}
 		})
 	}

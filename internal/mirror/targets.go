@@ -24,7 +24,19 @@ type Targets struct {
 	selector                   labels.Selector
 	// Invalid lists the entries that were ignored, each with the reason, in annotation order.
 	Invalid []string
+	// TooLarge, when set, says why the annotation is over whisperer's limits: it then matches no
+	// namespace, and the source is refused.
+	TooLarge string
 }
+
+// Limits of the namespaces annotation. Every namespace event is matched against every glob of
+// every source, so an annotation of tens of thousands of globs would cost namespaces × globs on
+// each: these bounds keep that cost small, and are far above what a real list needs (names are
+// looked up, not matched, so they may be many more than globs).
+const (
+	MaxEntries = 1000
+	MaxGlobs   = 100
+)
 
 // globEntry is what may appear in a glob: namespace name characters and the wildcards.
 var globEntry = regexp.MustCompile(`^[a-z0-9?*-]+$`)
@@ -43,10 +55,17 @@ type Annotated interface{ GetAnnotations() map[string]string }
 // that the valid ones are still served.
 func ParseTargets(namespaces, selector string) Targets {
 	t := Targets{names: map[string]bool{}, excludedNames: map[string]bool{}}
-	for _, entry := range strings.Split(namespaces, ",") {
+	entries := 0
+	for entry := range strings.SplitSeq(namespaces, ",") {
 		if entry = strings.TrimSpace(entry); entry != "" {
+			entries++
 			t.add(entry)
 		}
+	}
+	if globs := len(t.patterns) + len(t.excludedPatterns); entries > MaxEntries || globs > MaxGlobs {
+		tooLarge := fmt.Sprintf("%s has %d entries of which %d globs; at most %d entries and %d globs are allowed",
+			AnnotationNamespaces, entries, globs, MaxEntries, MaxGlobs)
+		return Targets{TooLarge: tooLarge, Invalid: []string{tooLarge}}
 	}
 	if selector = strings.TrimSpace(selector); selector != "" {
 		parsed, err := labels.Parse(selector)
@@ -89,12 +108,15 @@ func invalidPattern(pattern string) string {
 	if !globEntry.MatchString(pattern) {
 		return "a pattern may only hold lower case letters, digits, '-', '*' and '?'"
 	}
+	if len(pattern) > validation.DNS1123LabelMaxLength {
+		return fmt.Sprintf("a pattern must be no more than %d characters", validation.DNS1123LabelMaxLength)
+	}
 	return ""
 }
 
 // Matches reports whether the source asks for namespace.
 func (t Targets) Matches(namespace Namespace) bool {
-	if t.excludedNames[namespace.Name] || matchesAny(t.excludedPatterns, namespace.Name) {
+	if t.TooLarge != "" || t.excludedNames[namespace.Name] || matchesAny(t.excludedPatterns, namespace.Name) {
 		return false
 	}
 	return t.names[namespace.Name] || matchesAny(t.patterns, namespace.Name) ||

@@ -1,9 +1,12 @@
 package mirror
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestParseTargets(t *testing.T) {
@@ -37,6 +40,7 @@ func TestParseTargets(t *testing.T) {
 		{name: "selector adds to the list", annotation: "dev-1", selector: "env=prod", matches: []string{"prod-1", "dev-1"}, notMatches: []string{"dev-2"}},
 		{name: "exclusions apply to the selector too", annotation: "!prod-1", selector: "env=prod", matches: []string{"prod-2"}, notMatches: []string{"prod-1"}},
 		{name: "set-based selector", selector: "env in (prod, dev)", matches: []string{"prod-1", "dev-1"}, notMatches: []string{"unlabelled"}},
+		{name: "a glob longer than 63 characters", annotation: strings.Repeat("a", 63) + "*,ok", matches: []string{"ok"}, invalid: []string{`"` + strings.Repeat("a", 63) + `*"`}},
 		{name: "invalid selector is reported and ignored", annotation: "a", selector: "env in (a", matches: []string{"a"}, notMatches: []string{"prod-1"}, invalid: []string{AnnotationNamespaceSelector + ` "env in (a"`}},
 	}
 	labelsOf := map[string]map[string]string{
@@ -66,6 +70,49 @@ func TestParseTargets(t *testing.T) {
 	}
 }
 
+func TestAnnotationLimits(t *testing.T) {
+	names := func(n int, format string) string {
+		entries := make([]string, n)
+		for i := range entries {
+			entries[i] = fmt.Sprintf(format, i)
+		}
+		return strings.Join(entries, ",")
+	}
+	tests := []struct {
+		name, annotation string
+		tooLarge         bool
+	}{
+		{name: "as many names as allowed", annotation: names(MaxEntries, "ns-%d")},
+		{name: "one name too many", annotation: names(MaxEntries+1, "ns-%d"), tooLarge: true},
+		{name: "as many globs as allowed", annotation: names(MaxGlobs, "team-%d-*")},
+		{name: "one glob too many", annotation: names(MaxGlobs+1, "team-%d-*"), tooLarge: true},
+		{name: "excluded globs count as globs", annotation: names(MaxGlobs, "!team-%d-*") + ",*", tooLarge: true},
+		{name: "blanks and empty entries do not count", annotation: names(MaxEntries, "ns-%d") + strings.Repeat(", ,", 500)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ParseTargets(tt.annotation, "")
+			if (got.TooLarge != "") != tt.tooLarge {
+				t.Fatalf("TooLarge = %q, want set: %v", got.TooLarge, tt.tooLarge)
+			}
+			if tt.tooLarge && (got.Matches(Namespace{Name: "ns-1"}) || got.Matches(Namespace{Name: "team-1-a"}) || len(got.Invalid) != 1) {
+				t.Errorf("an annotation over the limits: matches something, or Invalid = %q; want nothing matched and the limit reported", got.Invalid)
+			}
+		})
+	}
+}
+
+func TestSelectorsSeeTheNamespaceNameLabel(t *testing.T) {
+	// The cache may drop kubernetes.io/metadata.name, which the API server sets to the name.
+	ns := Namespace{Name: "team-a", Labels: map[string]string{"env": "prod"}}
+	if !ParseTargets("", corev1.LabelMetadataName+" in (team-a),env=prod").Matches(ns) {
+		t.Error("a selector on kubernetes.io/metadata.name does not match a namespace whose labels lack it")
+	}
+	if got := ns.LabelSet().Get(corev1.LabelMetadataName); got != "team-a" {
+		t.Errorf("LabelSet()[%s] = %q, want the name", corev1.LabelMetadataName, got)
+	}
+}
+
 func FuzzParseTargets(f *testing.F) {
 	for _, seed := range []string{"target,target2,missing", "*,!kube-system", " a , ,b,", "team-*,!team-b", "Team,a_b,[", "!!", "*?*?", "a,!a"} {
 		f.Add(seed, "env=prod")
@@ -73,6 +120,12 @@ func FuzzParseTargets(f *testing.F) {
 	f.Add("a", "!env")
 	f.Fuzz(func(t *testing.T, annotation, selector string) {
 		targets := ParseTargets(annotation, selector) // must never panic, whatever the input
+		if targets.TooLarge != "" {
+			if targets.Matches(Namespace{Name: "default"}) {
+				t.Errorf("an annotation over the limits matches a namespace")
+			}
+			return
+		}
 		excluded := func(name string) bool {
 			return targets.excludedNames[name] || matchesAny(targets.excludedPatterns, name)
 		}

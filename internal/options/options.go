@@ -124,6 +124,10 @@ func (o *Options) registerPolicy(fs *flag.FlagSet) {
 	fs.Var(selectorValue{&p.TargetSelector}, "require-target-label", "A label selector (key, key=value) that every "+
 		"namespace must match to receive mirrors, for example secret-syncer.jeffl.es/allow-mirrors=true. "+
 		"Empty (the default) requires none.")
+	fs.IntVar(&p.MaxSourceSize, "max-source-size", 0, "Largest source, in bytes of data, that is mirrored; "+
+		"a larger one is refused with a Warning Event. 0 (the default) allows up to the API server's limit.")
+	fs.IntVar(&p.MaxTargetsPerSource, "max-targets-per-source", 0, "Most namespaces one source may be mirrored "+
+		"into; a source that asks for more is refused with a Warning Event. 0 (the default) sets no limit.")
 }
 
 // applyEnv sets, from the environment, every flag that fs.Parse did not see.

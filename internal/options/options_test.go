@@ -36,6 +36,8 @@ var exampleValues = map[string]string{
 	"source-namespaces":         "secrets-admin,platform-*",
 	"exclude-namespaces":        "kube-*",
 	"require-target-label":      "allow-mirrors=true",
+	"max-source-size":           "65536",
+	"max-targets-per-source":    "2000",
 	"kubeconfig":                "/tmp/kubeconfig",
 	"zap-devel":                 "true",
 	"zap-encoder":               "console",

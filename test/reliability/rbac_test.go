@@ -175,16 +175,19 @@ var (
 		"/secrets":                           sets.New("get", "list", "watch", "create", "update", "patch", "delete"),
 		"/namespaces":                        sets.New("get", "list", "watch"),
 		"/events":                            sets.New("create", "patch"),
-		"events.k8s.io/events":               sets.New("create", "patch"),
+		"events.k8s.io/events":               sets.New("get", "create"),
 		"authentication.k8s.io/tokenreviews": sets.New("create"),
 		"authorization.k8s.io/subjectaccessreviews": sets.New("create"),
 	}
-	// Leases only in the operator's own namespace, through a Role.
+	// Leases only in the operator's own namespace, through a Role: create any, read and renew
+	// only its own (leaseRules checks the names).
 	namespaceAllowed = map[string]sets.Set[string]{
-		"coordination.k8s.io/leases": sets.New("get", "list", "watch", "create", "update", "patch", "delete"),
+		"coordination.k8s.io/leases": sets.New("get", "create", "update"),
 		"/events":                    sets.New("create", "patch"),
 	}
-	dangerousVerbs = sets.New("escalate", "bind", "impersonate", "*")
+	// leaseVerbsByName are the Lease verbs that must be limited to the operator's own Lease.
+	leaseVerbsByName = sets.New("get", "update")
+	dangerousVerbs   = sets.New("escalate", "bind", "impersonate", "*")
 )
 
 // checkLeastPrivilege fails the test when a rendered role has a wildcard or a verb that lets
@@ -240,8 +243,12 @@ func checkLeastPrivilege(t *testing.T, objects []*unstructured.Unstructured, acc
 		}
 		for _, rule := range rules {
 			granted++
-			if len(rule.NonResourceURLs) > 0 || len(rule.ResourceNames) > 0 {
+			if len(rule.NonResourceURLs) > 0 {
 				t.Errorf("%s, bound to the operator, grants %+v", key, rule)
+			}
+			if slices.Contains(rule.Resources, "leases") && sets.New(rule.Verbs...).HasAny(sets.List(leaseVerbsByName)...) &&
+				!slices.Equal(rule.ResourceNames, []string{leaseName}) {
+				t.Errorf("%s, bound to the operator, grants %v on Leases other than %s: %+v", key, rule.Verbs, leaseName, rule)
 			}
 			for _, group := range rule.APIGroups {
 				for _, resource := range rule.Resources {

@@ -112,6 +112,11 @@ func subscribe(t *testing.T, ctx context.Context, c client.Client, port int) {
 			Package:                packageName,
 			Channel:                channelName,
 			InstallPlanApproval:    operatorsv1alpha1.ApprovalAutomatic,
+			// README's OperatorHub install with a policy: a Subscription can set the operator's
+			// environment, never its args.
+			Config: &operatorsv1alpha1.SubscriptionConfig{Env: []corev1.EnvVar{
+				{Name: "WHISPERER_SOURCE_NAMESPACES", Value: sourceNamespacesPolicy},
+			}},
 		},
 	}
 	if err := c.Create(ctx, sub); err != nil {
@@ -258,7 +263,7 @@ func checkPermissions(t *testing.T, ctx context.Context, c client.Client, csvNam
 		{Verb: "delete", Resource: "secrets", Namespace: "any-namespace"},
 		{Verb: "list", Resource: "namespaces"},
 		{Verb: "create", Group: "events.k8s.io", Resource: "events", Namespace: "any-namespace"},
-		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: operatorNamespace},
+		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: operatorNamespace, Name: leaseName},
 		{Verb: "create", Group: "authentication.k8s.io", Resource: "tokenreviews"},
 		{Verb: "create", Group: "authorization.k8s.io", Resource: "subjectaccessreviews"},
 	} {
@@ -268,6 +273,8 @@ func checkPermissions(t *testing.T, ctx context.Context, c client.Client, csvNam
 	}
 	// And what it must not: no permission reaches beyond what the CSV asks for.
 	for _, a := range []authorizationv1.ResourceAttributes{
+		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-node-lease", Name: "kwok-node-0"},
+		{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: operatorNamespace, Name: leaseName},
 		{Verb: "patch", Resource: "secrets", Namespace: "any-namespace"},
 		{Verb: "delete", Resource: "namespaces"},
 		{Verb: "list", Resource: "configmaps", Namespace: operatorNamespace},

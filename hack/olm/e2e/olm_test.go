@@ -33,6 +33,11 @@ const (
 	channelName       = "stable"
 	catalogSourceName = "whisperer-catalog"
 	serviceAccount    = "whisperer-controller-manager"
+	// leaseName is whisperer's leader election Lease.
+	leaseName = "whisperer.secret-syncer.jeffl.es"
+	// sourceNamespacesPolicy is the WHISPERER_SOURCE_NAMESPACES the Subscription sets: the source
+	// namespaces of the kuttl suite and of the upgrade test, and no others.
+	sourceNamespacesPolicy = "source,*-source"
 )
 
 var (
@@ -126,6 +131,8 @@ func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 		t.Run("mirrors of the previous version", func(t *testing.T) { manageAfterUpgrade(t, ctx, c, before) })
 		t.Run("metrics", func(t *testing.T) { checkMetrics(t, ctx, c, operator.metricsPort) })
 		t.Run("kuttl", func(t *testing.T) { runKuttl(t, ctx, operator.log) })
+		t.Run("policy from the Subscription", func(t *testing.T) { checkSourcePolicy(t, ctx, c) })
+		t.Run("no other Lease", func(t *testing.T) { checkLeaseDenied(t, ctx, c) })
 		if !operator.running() {
 			t.Errorf("whisperer exited during the tests; see %s", operator.log)
 		}

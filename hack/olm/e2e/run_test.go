@@ -12,16 +12,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -31,15 +37,17 @@ type operator struct {
 	metricsPort int
 }
 
-// startOperator runs bin/whisperer with a token of the ServiceAccount OLM created, and only
-// that: what it can do is what the CSV's permissions grant. It returns once whisperer is ready
-// and holds the leader election Lease (which the CSV's Role allows).
+// startOperator runs bin/whisperer as the Deployment OLM created would run it: with the
+// environment of that Deployment (which carries the Subscription's spec.config.env), read from
+// the cluster, and a token of the ServiceAccount OLM created, and only that: what it can do is
+// what the CSV's permissions grant. It returns once whisperer is ready and holds the leader
+// election Lease (which the CSV's Role allows).
 func startOperator(t *testing.T, ctx context.Context, c client.Client) *operator {
 	t.Helper()
 	kubeconfig := tokenKubeconfig(t, operatorNamespace, serviceAccount)
 	probePort, metricsPort := freePort(t), freePort(t)
 	started := time.Now().Add(-time.Second)
-	p := start(t, "whisperer", nil, bin("whisperer"),
+	p := start(t, "whisperer", deploymentEnv(t, ctx, c), bin("whisperer"),
 		"--kubeconfig="+kubeconfig,
 		"--leader-elect", "--leader-election-namespace="+operatorNamespace,
 		"--health-probe-bind-address="+loopback(probePort),
@@ -67,6 +75,118 @@ func startOperator(t *testing.T, ctx context.Context, c client.Client) *operator
 		return false, fmt.Sprintf("%d leases, none renewed since the start", len(leases.Items)), nil
 	})
 	return &operator{process: p, metricsPort: metricsPort}
+}
+
+// deploymentEnv returns the environment of the manager container of the Deployment OLM
+// created, as the kubelet would set it.
+func deploymentEnv(t *testing.T, ctx context.Context, c client.Client) []string {
+	t.Helper()
+	dep := &appsv1.Deployment{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: "whisperer-controller-manager"}, dep); err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for _, container := range dep.Spec.Template.Spec.Containers {
+		if container.Name != "manager" {
+			continue
+		}
+		for _, e := range container.Env {
+			switch ref := e.ValueFrom; {
+			case ref == nil:
+				env = append(env, e.Name+"="+e.Value)
+			case ref.ResourceFieldRef != nil:
+				env = append(env, e.Name+"="+resourceValue(t, container, ref.ResourceFieldRef))
+			default:
+				t.Fatalf("the Deployment's %s comes from %+v, which the test cannot resolve", e.Name, ref)
+			}
+		}
+	}
+	t.Logf("the environment of the Deployment OLM created: %q", env)
+	return env
+}
+
+// resourceValue is what the kubelet gives a resourceFieldRef: the container's limit or request,
+// in units of the divisor.
+func resourceValue(t *testing.T, container corev1.Container, ref *corev1.ResourceFieldSelector) string {
+	t.Helper()
+	list, name, _ := strings.Cut(ref.Resource, ".")
+	quantities := map[string]corev1.ResourceList{"limits": container.Resources.Limits, "requests": container.Resources.Requests}[list]
+	q, ok := quantities[corev1.ResourceName(name)]
+	if !ok {
+		t.Fatalf("the manager container has no %s", ref.Resource)
+	}
+	divisor := ref.Divisor
+	if divisor.IsZero() {
+		divisor = resource.MustParse("1")
+	}
+	return strconv.FormatInt(q.Value()/divisor.Value(), 10)
+}
+
+// checkSourcePolicy proves that the Subscription's WHISPERER_SOURCE_NAMESPACES reached the
+// operator: a source in a namespace it allows is mirrored, one elsewhere is refused.
+func checkSourcePolicy(t *testing.T, ctx context.Context, c client.Client) {
+	allowed, tenant, target := "policy-source", "policy-tenant", "policy-target"
+	for _, ns := range []string{allowed, tenant, target} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []struct{ namespace, name string }{{allowed, "allowed"}, {tenant, "pushed"}} {
+		source := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: s.namespace,
+				Labels:      map[string]string{"secret-syncer.jeffl.es/sync": "true"},
+				Annotations: map[string]string{"secret-syncer.jeffl.es/namespaces": target}},
+			StringData: map[string]string{"token": s.name},
+		}
+		if err := c.Create(ctx, source); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "the allowed source's mirror", func(ctx context.Context) (bool, string, error) {
+		err := c.Get(ctx, client.ObjectKey{Namespace: target, Name: "allowed"}, &corev1.Secret{})
+		return err == nil, fmt.Sprint(err), client.IgnoreNotFound(err)
+	})
+	waitFor(t, ctx, "a Refused Event on the source outside "+sourceNamespacesPolicy, func(ctx context.Context) (bool, string, error) {
+		events := &eventsv1.EventList{}
+		if err := c.List(ctx, events, client.InNamespace(tenant)); err != nil {
+			return false, "", err
+		}
+		for _, e := range events.Items {
+			if e.Reason == "Refused" && e.Regarding.Name == "pushed" && strings.Contains(e.Note, sourceNamespacesPolicy) {
+				return true, "", nil
+			}
+		}
+		return false, fmt.Sprintf("%d Events in %s", len(events.Items), tenant), nil
+	})
+	if err := c.Get(ctx, client.ObjectKey{Namespace: target, Name: "pushed"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the refused source's mirror: %v, want none", err)
+	}
+}
+
+// checkLeaseDenied proves, with the token OLM's ServiceAccount gets, that whisperer cannot renew
+// someone else's Lease, such as a node heartbeat in kube-node-lease, even under the
+// AllNamespaces install mode, in which OLM grants its Role's rules in every namespace.
+func checkLeaseDenied(t *testing.T, ctx context.Context, c client.Client) {
+	heartbeat := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "not-whisperers", Namespace: "kube-node-lease"}}
+	if err := c.Create(ctx, heartbeat); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", tokenKubeconfig(t, operatorNamespace, serviceAccount))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asOperator, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heartbeat.Spec.HolderIdentity = ptr.To("whisperer")
+	if err := asOperator.Update(ctx, heartbeat); !apierrors.IsForbidden(err) {
+		t.Errorf("updating a Lease in kube-node-lease with the operator's token: %v, want Forbidden", err)
+	}
+	own := &coordinationv1.Lease{}
+	if err := asOperator.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: leaseName}, own); err != nil {
+		t.Errorf("reading its own Lease with the operator's token: %v", err)
+	}
 }
 
 // runKuttl runs the kuttl suite against the running whisperer, which logs to operatorLog;

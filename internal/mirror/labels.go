@@ -1,6 +1,7 @@
-// Package mirror holds whisperer's pure logic: which Secrets are sources, which namespaces a
-// source asks for, what its mirrors must look like and which writes take the cluster there.
-// Nothing here talks to the API server, so all of it is covered by table tests.
+// Package mirror holds whisperer's pure logic: which objects are sources, which namespaces a
+// source asks for, what the administrator's policy allows, what its mirrors must look like and
+// which writes take the cluster there. Nothing here talks to the API server or knows how the
+// controller caches objects, so all of it is covered by table tests.
 package mirror
 
 import (
@@ -26,8 +27,12 @@ const (
 	// LabelSourceName holds the name of the source a mirror was copied from, as NameLabelValue
 	// gives it: the name itself when it fits in a label value.
 	LabelSourceName = "secret-syncer.jeffl.es/name"
-	// LabelSourceNamespace holds the namespace of the source a mirror was copied from.
+	// LabelSourceNamespace holds the namespace of the source a mirror was copied from. An object
+	// that carries it claims to be a mirror (see SourceOf), so it is never a source.
 	LabelSourceNamespace = "secret-syncer.jeffl.es/namespace"
+	// LabelIgnore on a namespace opts it out: with the value "true", whisperer mirrors nothing
+	// into it, whatever a source asks, and removes its mirrors there.
+	LabelIgnore = "secret-syncer.jeffl.es/ignore"
 )
 
 // maxLabelValue is the longest label value the API server accepts. Secret names may be longer.
@@ -46,19 +51,21 @@ func NameLabelValue(name string) string {
 	return name[:maxLabelValue-hashLength-1] + "-" + hex.EncodeToString(sum[:])[:hashLength]
 }
 
-// SourceSelector selects the Secrets that can be sources: labelled sync=true and not a
-// mirror, so that a mirror someone labels for sync is never copied onward.
+// SourceSelector selects the objects that can be sources: labelled sync=true, and neither
+// labelled as a mirror nor claiming a source, so that a mirror someone labels for sync (even after
+// removing its mirror label) is repaired as a mirror and never copied onward. IsSource agrees.
 func SourceSelector() labels.Selector {
 	return labels.NewSelector().Add(
 		mustRequirement(LabelSync, selection.Equals, "true"),
 		mustRequirement(LabelMirror, selection.DoesNotExist),
+		mustRequirement(LabelSourceNamespace, selection.DoesNotExist),
 	)
 }
 
-// MirrorSelector selects the Secrets that may be mirrors. A mirror whose mirror label was edited
-// to another value stays selected, so the edit is seen and reverted.
+// MirrorSelector selects the objects that claim a source (SourceOf): every mirror, including one
+// whose mirror label was edited or removed, so that the edit is seen and reverted.
 func MirrorSelector() labels.Selector {
-	return labels.NewSelector().Add(mustRequirement(LabelMirror, selection.Exists))
+	return labels.NewSelector().Add(mustRequirement(LabelSourceNamespace, selection.Exists))
 }
 
 func mustRequirement(key string, op selection.Operator, values ...string) labels.Requirement {

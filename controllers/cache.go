@@ -1,0 +1,319 @@
+package controllers
+
+// Caching, in one place.
+//
+// whisperer reads sources, mirrors and namespaces from informer caches, so that a reconcile costs
+// no API request unless it writes, and a resync of a converged cluster costs none at all. A cache
+// trades memory for API load; these choices keep the memory in proportion to the number of
+// sources, mirrors and namespaces, and never to their size or to the cluster's other objects:
+//
+//   - Only labelled objects are cached: sources (mirror.SourceSelector) in the manager's cache,
+//     mirrors (mirror.MirrorSelector) in a second cache of their own, since controller-runtime
+//     allows one selector per type and cache. An informer on every Secret of the cluster would
+//     hold every service account token and every Helm release.
+//   - No data: both caches replace an object's data by its digest and size (cachedContent), which
+//     is all that planning compares. A reconcile that writes reads the source's data with one
+//     GET; one that finds the mirrors in sync reads nothing. A tenant's 1 MiB Secrets cost the
+//     cache a few bytes each, refused or not.
+//   - No managedFields, and no kubectl last-applied annotation on sources (it holds their data
+//     again).
+//   - Namespaces as metadata only, without annotations, and without the kubernetes.io/metadata.name
+//     label, which mirror.Namespace.LabelSet puts back.
+//
+// Reconciles read the informers' stores directly (mirrorStore, namespaceStore) rather than
+// through the cache's List, which would copy every namespace and mirror of a 10,000-namespace
+// cluster into a new slice for each reconcile. The stores' objects are shared with the cache:
+// read them, never modify them.
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/whisperer-operator/whisperer/internal/mirror"
+)
+
+// Where a cached object keeps what the cache took out of it. The keys are not valid label keys
+// (two slashes), so no object from the API server can carry them, and the API server would
+// refuse a write that did; buildMirror and updatedMirror never send them.
+const (
+	cachedDigestKey = "whisperer.cache//data-sha256"
+	cachedSizeKey   = "whisperer.cache//data-size"
+)
+
+const (
+	// mirrorSourceIndex indexes cached mirrors by the "namespace/name" of the source they claim,
+	// so that finding the mirrors of a source is a lookup, not a scan of every mirror.
+	mirrorSourceIndex = "whisperer.mirrorSource"
+	// sourceNameIndex indexes cached sources by name, to find the sources that compete for the
+	// name of an object that went away.
+	sourceNameIndex = "whisperer.sourceName"
+)
+
+// CacheOptions configures the manager's cache for the kinds whisperer mirrors: their sources,
+// and namespaces. ReaderFailOnMissingInformer makes a read of any other type fail rather than
+// start a cluster-wide informer.
+func CacheOptions(kinds ...Kind) cache.Options {
+	byObject := map[client.Object]cache.ByObject{
+		&corev1.Namespace{}: {Transform: slimNamespace},
+	}
+	for _, k := range kinds {
+		byObject[k.newObject()] = cache.ByObject{Label: mirror.SourceSelector(), Transform: slimSource(k)}
+	}
+	return cache.Options{
+		ReaderFailOnMissingInformer: true,
+		DefaultTransform:            cache.TransformStripManagedFields(),
+		ByObject:                    byObject,
+	}
+}
+
+// newMirrorCache makes the cache of the mirrors of k, started by the manager with its own cache.
+func newMirrorCache(mgr ctrl.Manager, k Kind) (cache.Cache, error) {
+	mirrors, err := cache.New(mgr.GetConfig(), cache.Options{
+		HTTPClient:                  mgr.GetHTTPClient(),
+		Scheme:                      mgr.GetScheme(),
+		Mapper:                      mgr.GetRESTMapper(),
+		ReaderFailOnMissingInformer: true,
+		ByObject: map[client.Object]cache.ByObject{
+			k.newObject(): {Label: mirror.MirrorSelector(), Transform: slimMirror(k)},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the %s mirror cache: %w", k.kind(), err)
+	}
+	if err := mgr.Add(startedWithCaches{mirrors}); err != nil {
+		return nil, fmt.Errorf("adding the %s mirror cache: %w", k.kind(), err)
+	}
+	return mirrors, nil
+}
+
+// startedWithCaches makes the manager start a cache with its own, before leader election, so that
+// a standby replica is warm when it takes over.
+type startedWithCaches struct{ cache.Cache }
+
+func (c startedWithCaches) GetCache() cache.Cache { return c.Cache }
+
+var stripManagedFields = cache.TransformStripManagedFields()
+
+// slimSource is the source cache's transform: no managedFields, no kubectl copy, no data.
+func slimSource(k Kind) toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		obj, err := stripManagedFields(obj)
+		if o, ok := obj.(client.Object); ok {
+			if annotations := o.GetAnnotations(); annotations[corev1.LastAppliedConfigAnnotation] != "" {
+				annotations = maps.Clone(annotations)
+				delete(annotations, corev1.LastAppliedConfigAnnotation)
+				o.SetAnnotations(annotations)
+			}
+			digestData(k, o)
+		}
+		return obj, err
+	}
+}
+
+// slimMirror is the mirror cache's transform: no managedFields, no data.
+func slimMirror(k Kind) toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		obj, err := stripManagedFields(obj)
+		if o, ok := obj.(client.Object); ok {
+			digestData(k, o)
+		}
+		return obj, err
+	}
+}
+
+// digestData replaces obj's data by its digest and size, kept among its labels. A transform may
+// run twice on an object: the second time finds the digest and leaves it.
+func digestData(k Kind, obj client.Object) {
+	labels := obj.GetLabels()
+	if _, done := labels[cachedDigestKey]; done {
+		return
+	}
+	content := contentOf(k, obj)
+	labels = maps.Clone(labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[cachedDigestKey], labels[cachedSizeKey] = content.Digest, strconv.Itoa(content.Size)
+	obj.SetLabels(labels)
+	k.dropData(obj)
+}
+
+// cachedContent summarises the content of obj, from the digest the cache left in it or, for an
+// object read live, from its data.
+func cachedContent(k Kind, obj client.Object) mirror.Content {
+	labels := obj.GetLabels()
+	digest, cached := labels[cachedDigestKey]
+	if !cached {
+		return contentOf(k, obj)
+	}
+	typ, immutable := k.shape(obj)
+	size, _ := strconv.Atoi(labels[cachedSizeKey])
+	return mirror.Content{Type: typ, Immutable: immutable, Digest: digest, Size: size}
+}
+
+// withoutCacheKeys returns labels without the keys the cache added.
+func withoutCacheKeys(labels map[string]string) map[string]string {
+	if _, cached := labels[cachedDigestKey]; !cached {
+		return labels
+	}
+	labels = maps.Clone(labels)
+	delete(labels, cachedDigestKey)
+	delete(labels, cachedSizeKey)
+	return labels
+}
+
+// slimNamespace keeps of a namespace its name, labels and deletion timestamp: the namespace
+// cache holds every namespace of the cluster.
+func slimNamespace(obj any) (any, error) {
+	obj, err := stripManagedFields(obj)
+	if ns, ok := obj.(client.Object); ok {
+		ns.SetAnnotations(nil)
+		if l := ns.GetLabels(); l[corev1.LabelMetadataName] == ns.GetName() {
+			l = maps.Clone(l)
+			delete(l, corev1.LabelMetadataName)
+			if len(l) == 0 {
+				l = nil
+			}
+			ns.SetLabels(l)
+		}
+	}
+	return obj, err
+}
+
+// mirrorStore reads the cached mirrors of one kind, indexed by the source they claim.
+type mirrorStore struct{ indexer toolscache.Indexer }
+
+// newMirrorStore indexes the mirror cache's informer by source. controller-runtime's own
+// indexes (by namespace) stay, so that the cache's List(InNamespace) keeps working.
+func newMirrorStore(ctx context.Context, mirrors cache.Cache, k Kind) (mirrorStore, error) {
+	informer, err := sharedInformer(ctx, mirrors, k.newObject())
+	if err != nil {
+		return mirrorStore{}, err
+	}
+	if err := informer.AddIndexers(toolscache.Indexers{mirrorSourceIndex: indexBySource}); err != nil {
+		return mirrorStore{}, fmt.Errorf("indexing %s mirrors by source: %w", k.kind(), err)
+	}
+	return mirrorStore{indexer: informer.GetIndexer()}, nil
+}
+
+// indexBySource keys a cached mirror by the "namespace/name" of the source it claims.
+func indexBySource(obj any) ([]string, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		if source, ok := mirror.SourceOf(o); ok {
+			return []string{source.String()}, nil
+		}
+	}
+	return nil, nil
+}
+
+// ofSource returns the cached objects that claim source.
+func (s mirrorStore) ofSource(source types.NamespacedName) ([]metav1.Object, error) {
+	objects, err := s.indexer.ByIndex(mirrorSourceIndex, source.String())
+	if err != nil {
+		return nil, fmt.Errorf("reading cached mirrors: %w", err)
+	}
+	mirrors := make([]metav1.Object, 0, len(objects))
+	for _, obj := range objects {
+		if o, ok := obj.(metav1.Object); ok {
+			mirrors = append(mirrors, o)
+		}
+	}
+	return mirrors, nil
+}
+
+// sourceStore reads the cached sources of one kind, indexed by name.
+type sourceStore struct{ indexer toolscache.Indexer }
+
+func newSourceStore(ctx context.Context, c cache.Cache, k Kind) (sourceStore, error) {
+	informer, err := sharedInformer(ctx, c, k.newObject())
+	if err != nil {
+		return sourceStore{}, err
+	}
+	if err := informer.AddIndexers(toolscache.Indexers{sourceNameIndex: indexByName}); err != nil {
+		return sourceStore{}, fmt.Errorf("indexing %s sources by name: %w", k.kind(), err)
+	}
+	return sourceStore{indexer: informer.GetIndexer()}, nil
+}
+
+func indexByName(obj any) ([]string, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		return []string{o.GetName()}, nil
+	}
+	return nil, nil
+}
+
+// list returns every cached source.
+func (s sourceStore) list() []client.Object {
+	return objects(s.indexer.List())
+}
+
+// named returns the cached sources named name.
+func (s sourceStore) named(name string) ([]client.Object, error) {
+	found, err := s.indexer.ByIndex(sourceNameIndex, name)
+	if err != nil {
+		return nil, fmt.Errorf("reading cached sources: %w", err)
+	}
+	return objects(found), nil
+}
+
+func objects(items []any) []client.Object {
+	out := make([]client.Object, 0, len(items))
+	for _, item := range items {
+		if o, ok := item.(client.Object); ok {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// namespaceStore reads the cached namespaces (metadata only).
+type namespaceStore struct{ indexer toolscache.Indexer }
+
+func newNamespaceStore(ctx context.Context, c cache.Cache) (namespaceStore, error) {
+	namespace := &metav1.PartialObjectMetadata{}
+	namespace.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	informer, err := sharedInformer(ctx, c, namespace)
+	if err != nil {
+		return namespaceStore{}, err
+	}
+	return namespaceStore{indexer: informer.GetIndexer()}, nil
+}
+
+// list returns every cached namespace.
+func (s namespaceStore) list() []mirror.Namespace {
+	objects := s.indexer.List()
+	namespaces := make([]mirror.Namespace, 0, len(objects))
+	for _, obj := range objects {
+		if ns, ok := obj.(client.Object); ok {
+			namespaces = append(namespaces, toNamespace(ns))
+		}
+	}
+	return namespaces
+}
+
+func toNamespace(ns client.Object) mirror.Namespace {
+	return mirror.Namespace{Name: ns.GetName(), Labels: ns.GetLabels(), Terminating: ns.GetDeletionTimestamp() != nil}
+}
+
+// sharedInformer returns c's informer for obj's kind, creating it if needed (it starts with c).
+func sharedInformer(ctx context.Context, c cache.Cache, obj client.Object) (toolscache.SharedIndexInformer, error) {
+	informer, err := c.GetInformer(ctx, obj)
+	if err != nil {
+		return nil, fmt.Errorf("getting the informer for %T: %w", obj, err)
+	}
+	shared, ok := informer.(toolscache.SharedIndexInformer)
+	if !ok {
+		return nil, fmt.Errorf("the informer for %T is a %T, not a client-go SharedIndexInformer", obj, informer)
+	}
+	return shared, nil
+}

@@ -1,0 +1,103 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// watchRecorder stands for the watches conflicts opens: it records which are open.
+type watchRecorder struct {
+	mu   sync.Mutex
+	open map[types.NamespacedName]func()
+}
+
+func (w *watchRecorder) watch(key types.NamespacedName, gone func()) context.CancelFunc {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.open[key] = gone
+	return func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		delete(w.open, key)
+	}
+}
+
+func (w *watchRecorder) keys() []types.NamespacedName {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var keys []types.NamespacedName
+	for k := range w.open {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b types.NamespacedName) int { return compareKeys(a, b) })
+	return keys
+}
+
+func compareKeys(a, b types.NamespacedName) int {
+	if a.String() < b.String() {
+		return -1
+	}
+	if a.String() > b.String() {
+		return 1
+	}
+	return 0
+}
+
+func TestConflictsWatchEachBlockerWhileItBlocks(t *testing.T) {
+	w := &watchRecorder{open: map[types.NamespacedName]func(){}}
+	var notified []types.NamespacedName
+	c := newConflicts(w.watch, func(source types.NamespacedName) { notified = append(notified, source) })
+	first := types.NamespacedName{Namespace: "a", Name: "pull"}
+	second := types.NamespacedName{Namespace: "b", Name: "pull"}
+
+	c.set(first, []string{"x", "y"})
+	c.set(second, []string{"y"})
+	want := []types.NamespacedName{{Namespace: "x", Name: "pull"}, {Namespace: "y", Name: "pull"}}
+	if got := w.keys(); !slices.Equal(got, want) {
+		t.Fatalf("watches %v, want one per blocking object %v", got, want)
+	}
+	if !c.blocked(first, "x") || c.blocked(second, "x") {
+		t.Error("blocked() does not say where each source is blocked")
+	}
+
+	w.open[types.NamespacedName{Namespace: "y", Name: "pull"}]() // y/pull is deleted
+	slices.SortFunc(notified, compareKeys)
+	if !slices.Equal(notified, []types.NamespacedName{first, second}) {
+		t.Errorf("deleting y/pull reconciled %v, want both sources it blocked", notified)
+	}
+
+	c.set(first, nil)
+	if got := w.keys(); !slices.Equal(got, []types.NamespacedName{{Namespace: "y", Name: "pull"}}) {
+		t.Errorf("watches %v once the first source is no longer blocked, want only y/pull, which still blocks the second", got)
+	}
+	c.set(second, nil)
+	if got := w.keys(); len(got) != 0 || c.openWatches() != 0 {
+		t.Errorf("watches %v once nothing is blocked, want none", got)
+	}
+}
+
+func TestConflictWatchesAreCapped(t *testing.T) {
+	w := &watchRecorder{open: map[types.NamespacedName]func(){}}
+	c := newConflicts(w.watch, func(types.NamespacedName) {})
+	var namespaces []string
+	for i := range maxBlockerWatches + 10 {
+		namespaces = append(namespaces, fmt.Sprintf("ns-%d", i))
+	}
+	source := types.NamespacedName{Namespace: "a", Name: "pull"}
+	c.set(source, namespaces)
+	if got := len(w.keys()); got != maxBlockerWatches {
+		t.Errorf("%d watches open, want the cap, %d; beyond it the periodic retry looks", got, maxBlockerWatches)
+	}
+	if !c.blocked(source, namespaces[len(namespaces)-1]) {
+		t.Error("a conflict beyond the cap is not remembered: its retry would write instead of read")
+	}
+	c.set(source, nil)
+	if got := len(w.keys()); got != 0 {
+		t.Errorf("%d watches left open", got)
+	}
+}

@@ -1,0 +1,112 @@
+package controllers
+
+import (
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/whisperer-operator/whisperer/internal/mirror"
+)
+
+// expectationTimeout bounds how long a source waits for the mirror cache to show its writes. The
+// cache shows a write within milliseconds; the bound is for the write whose event is never seen
+// (an object created, then deleted while the watch was down), after which the source plans from
+// the cache as it is.
+const expectationTimeout = 30 * time.Second
+
+// expectations are the mirror writes of each source that the mirror cache has not shown yet, as
+// in Kubernetes' ReplicaSet controller. Each write raises a watch event that reconciles its source
+// again; planning then, from a cache that lacks the write, would make it a second time (a
+// refused create, a conflicting update). So a reconcile of a source with writes pending does
+// nothing: the events that show the writes mark them seen and reconcile the source again. No
+// worker waits.
+type expectations struct {
+	mu      sync.Mutex
+	pending map[types.NamespacedName]*pendingWrites
+}
+
+type pendingWrites struct {
+	byNamespace map[string]expectation
+	since       time.Time
+}
+
+// expectation is one write the cache must show: an object whose resourceVersion is no longer
+// before, or, for a delete, no object (or one being deleted).
+type expectation struct {
+	before string
+	gone   bool
+}
+
+func newExpectations() *expectations {
+	return &expectations{pending: map[types.NamespacedName]*pendingWrites{}}
+}
+
+// expect records, before the write is sent, that the mirror of source in namespace is written:
+// the watch event may arrive before the write's response.
+func (e *expectations) expect(source types.NamespacedName, namespace string, x expectation) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.pending[source]
+	if p == nil {
+		p = &pendingWrites{byNamespace: map[string]expectation{}, since: time.Now()}
+		e.pending[source] = p
+	}
+	p.byNamespace[namespace] = x
+}
+
+// forget drops the expectation of a write that changed nothing or failed.
+func (e *expectations) forget(source types.NamespacedName, namespace string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.drop(source, namespace)
+}
+
+// observe marks as seen the write that obj, as the mirror cache now shows it, satisfies; gone
+// says that obj has left the cache, or no longer claims the source it claimed.
+func (e *expectations) observe(obj metav1.Object, gone bool) {
+	source, ok := mirror.SourceOf(obj)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.pending[source]
+	if p == nil {
+		return
+	}
+	x, ok := p.byNamespace[obj.GetNamespace()]
+	if !ok {
+		return
+	}
+	deleted := gone || obj.GetDeletionTimestamp() != nil
+	if x.gone && deleted || !x.gone && !gone && obj.GetResourceVersion() != x.before {
+		e.drop(source, obj.GetNamespace())
+	}
+}
+
+func (e *expectations) drop(source types.NamespacedName, namespace string) {
+	if p := e.pending[source]; p != nil {
+		delete(p.byNamespace, namespace)
+		if len(p.byNamespace) == 0 {
+			delete(e.pending, source)
+		}
+	}
+}
+
+// wait returns how long source's reconciles must still wait for the cache to show its writes:
+// zero once it shows them all, or once they have been pending for expectationTimeout.
+func (e *expectations) wait(source types.NamespacedName) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.pending[source]
+	if p == nil {
+		return 0
+	}
+	if left := expectationTimeout - time.Since(p.since); left > 0 {
+		return left
+	}
+	delete(e.pending, source)
+	return 0
+}

@@ -1,0 +1,119 @@
+package controllers
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"hash"
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/whisperer-operator/whisperer/internal/mirror"
+)
+
+// Kind is a kind of object whisperer mirrors. The reconciler, its caches and its writes are the
+// same for every kind; a Kind says how to make its objects and what their content is.
+type Kind interface {
+	// kind names it for planning, Events and metrics.
+	kind() mirror.Kind
+	resource() schema.GroupVersionResource
+	newObject() client.Object
+	// shape returns obj's type (empty for kinds that have none) and immutability.
+	shape(obj client.Object) (typ string, immutable bool)
+	// hashData feeds obj's data to d.
+	hashData(obj client.Object, d *digester)
+	// dropData removes obj's data, once the cache has taken its digest.
+	dropData(obj client.Object)
+	// copyContent gives dst, which it modifies, the content of src.
+	copyContent(dst, src client.Object)
+}
+
+// Secrets is the Kind of Secrets.
+var Secrets Kind = secretKind{}
+
+type secretKind struct{}
+
+func (secretKind) kind() mirror.Kind { return mirror.KindSecret }
+
+func (secretKind) resource() schema.GroupVersionResource {
+	return corev1.SchemeGroupVersion.WithResource("secrets")
+}
+
+func (secretKind) newObject() client.Object { return &corev1.Secret{} }
+
+func (secretKind) shape(obj client.Object) (string, bool) {
+	s := obj.(*corev1.Secret)
+	return string(s.Type), isTrue(s.Immutable)
+}
+
+func (secretKind) hashData(obj client.Object, d *digester) { d.bytes(obj.(*corev1.Secret).Data) }
+
+func (secretKind) dropData(obj client.Object) { obj.(*corev1.Secret).Data = nil }
+
+func (secretKind) copyContent(dst, src client.Object) {
+	d, s := dst.(*corev1.Secret), src.(*corev1.Secret)
+	d.Type, d.Data, d.Immutable = s.Type, maps.Clone(s.Data), s.Immutable
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }
+
+// contentOf summarises the content of obj, which holds its data: read live, not from a cache.
+func contentOf(k Kind, obj client.Object) mirror.Content {
+	var d digester
+	k.hashData(obj, &d)
+	typ, immutable := k.shape(obj)
+	return mirror.Content{Type: typ, Immutable: immutable, Digest: d.sum(), Size: d.size}
+}
+
+// digester hashes an object's data maps: SHA-256 over each map's keys in order, each key and value
+// prefixed by its length and each map by a tag, so that no two different contents share a digest
+// by moving bytes between keys, values or maps. It also counts the data's size.
+type digester struct {
+	h    hash.Hash
+	size int
+}
+
+func (d *digester) bytes(data map[string][]byte) {
+	d.tag('b', len(data))
+	for _, key := range slices.Sorted(maps.Keys(data)) {
+		d.part([]byte(key))
+		d.part(data[key])
+		d.size += len(key) + len(data[key])
+	}
+}
+
+func (d *digester) strings(data map[string]string) {
+	d.tag('s', len(data))
+	for _, key := range slices.Sorted(maps.Keys(data)) {
+		d.part([]byte(key))
+		d.part([]byte(data[key]))
+		d.size += len(key) + len(data[key])
+	}
+}
+
+func (d *digester) tag(tag byte, n int) {
+	if d.h == nil {
+		d.h = sha256.New()
+	}
+	d.h.Write([]byte{tag})
+	d.length(n)
+}
+
+func (d *digester) part(p []byte) {
+	d.length(len(p))
+	d.h.Write(p)
+}
+
+func (d *digester) length(n int) {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	d.h.Write(b[:])
+}
+
+// sum returns the digest, as the raw bytes of the hash: it is only ever compared.
+func (d *digester) sum() string {
+	return string(d.h.Sum(nil))
+}

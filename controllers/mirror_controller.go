@@ -1,0 +1,180 @@
+// Package controllers holds whisperer's reconciler: it mirrors source objects into the namespaces
+// their annotations ask for. The decisions are made by internal/mirror; this package observes the
+// cluster through its caches, writes what the plan says and records the outcome.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/whisperer-operator/whisperer/internal/mirror"
+)
+
+// MirrorReconciler keeps the mirrors of each source of one Kind equal to it, in the namespaces
+// its annotations ask for and the policy allows, and removes the mirrors no longer wanted.
+type MirrorReconciler struct {
+	// Kind is what it mirrors.
+	Kind Kind
+	// Client reads sources from the manager's cache and writes mirrors and Events.
+	Client client.Client
+	// APIReader reads what no cache holds: a source's data, the object that blocks a mirror, an
+	// Event recorded before a restart.
+	APIReader client.Reader
+	// WriteConcurrency bounds the mirror writes of one reconcile that run at once.
+	WriteConcurrency int
+	// MaxConcurrentReconciles bounds the sources reconciled at once.
+	MaxConcurrentReconciles int
+	// ConflictRetryInterval is how often a source blocked by a conflict looks again, besides the
+	// watch of the object that blocks it; zero means only the watch.
+	ConflictRetryInterval time.Duration
+	// ResyncPeriod is how often each source is reconciled without an event, as a safety net for
+	// anything the watches missed; zero disables it.
+	ResyncPeriod time.Duration
+	// Policy is what the administrator allows.
+	Policy mirror.Policy
+
+	sources      sourceStore
+	mirrors      mirrorStore
+	namespaces   namespaceStore
+	parsed       *parsedSources
+	expectations *expectations
+	conflicts    *conflicts
+	events       *eventRecorder
+	stats        *stats
+	tracer       trace.Tracer
+}
+
+// Reconcile converges the mirrors of the source named by req to what the source asks for now.
+// It runs the same way whatever the event was, and for a source that no longer exists.
+func (r *MirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, err error) {
+	ctx, span := r.tracer.Start(ctx, "Reconcile", trace.WithAttributes(attrKind.String(string(r.Kind.kind())),
+		attrSourceNamespace.String(req.Namespace), attrSourceName.String(req.Name)))
+	defer func() { endSpan(span, err) }()
+	ctx = withTraceIDs(ctx, span)
+
+	key := req.NamespacedName
+	if wait := r.expectations.wait(key); wait > 0 {
+		// The cache does not show the last reconcile's writes yet; the events that show them
+		// reconcile the source again.
+		span.SetAttributes(attrOutcome.String("awaiting-cache"))
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	state, err := r.observe(ctx, key)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	plan := mirror.Plan(state)
+	o := r.write(ctx, state, plan.Actions)
+	r.conflicts.set(key, o.conflicts)
+	if state.Source == nil {
+		r.forget(key)
+	} else {
+		r.stats.set(key, statsOf(plan, o))
+	}
+	r.record(ctx, state, plan, o)
+	span.SetAttributes(attrTargets.Int(plan.Wanted), attrOutcome.String(o.summary(plan)),
+		attrCreated.Int(o.created), attrUpdated.Int(o.updated), attrDeleted.Int(o.deleted),
+		attrConflicts.Int(len(o.conflicts)))
+	if err := o.err(); err != nil {
+		return ctrl.Result{}, fmt.Errorf("writing mirrors of %s: %w", key, err)
+	}
+	return r.requeue(state, o), nil
+}
+
+// observe reads, from the caches, everything planning needs for one source.
+func (r *MirrorReconciler) observe(ctx context.Context, key types.NamespacedName) (mirror.State, error) {
+	state := mirror.State{Kind: r.Kind.kind(), Key: key, Policy: r.Policy, ContentOf: r.cachedContent}
+	obj := r.Kind.newObject()
+	switch err := r.Client.Get(ctx, key, obj); {
+	case apierrors.IsNotFound(err):
+		// Deleted, or no longer labelled for sync: it leaves the source cache either way.
+	case err != nil:
+		return state, fmt.Errorf("reading source: %w", err)
+	case mirror.IsSource(obj):
+		state.Source, _ = r.parsed.get(obj)
+	}
+	state.Namespaces = r.namespaces.list()
+	var err error
+	state.Mirrors, err = r.mirrors.ofSource(key)
+	return state, err
+}
+
+func (r *MirrorReconciler) cachedContent(obj metav1.Object) mirror.Content {
+	return cachedContent(r.Kind, obj.(client.Object))
+}
+
+// requeue says when to look at a source again without an event: soon when it changed while its
+// writes were planned, at the conflict retry interval while it is blocked, and at the resync
+// period otherwise.
+func (r *MirrorReconciler) requeue(state mirror.State, o *outcome) ctrl.Result {
+	switch {
+	case o.stale:
+		return ctrl.Result{RequeueAfter: time.Second}
+	case len(o.conflicts) > 0 && r.ConflictRetryInterval > 0:
+		return ctrl.Result{RequeueAfter: jitter(r.ConflictRetryInterval)}
+	case state.Source != nil && r.ResyncPeriod > 0:
+		return ctrl.Result{RequeueAfter: jitter(r.ResyncPeriod)}
+	}
+	return ctrl.Result{}
+}
+
+// forget drops what is kept of a source that is gone.
+func (r *MirrorReconciler) forget(key types.NamespacedName) {
+	r.parsed.forget(key)
+	r.stats.forget(key)
+	r.events.forget(key)
+}
+
+// statsOf counts a source's namespaces by state for the gauges.
+func statsOf(plan mirror.Result, o *outcome) sourceStats {
+	return sourceStats{
+		refusedSource: plan.Refusal != "",
+		inSync:        plan.Wanted - len(o.conflicts) - o.failed,
+		conflict:      len(o.conflicts),
+		refused:       plan.NotAllowed,
+		failed:        o.failed,
+	}
+}
+
+// record logs what a reconcile changed and records it as Events on the source: a Normal Event
+// when mirrors were written, a Warning when a refusal, an invalid entry or a conflict starts or
+// changes. A reconcile that changes nothing records nothing.
+func (r *MirrorReconciler) record(ctx context.Context, state mirror.State, plan mirror.Result, o *outcome) {
+	if o.changed() {
+		ctrl.LoggerFrom(ctx).Info("Mirrors changed", "created", o.created, "updated", o.updated, "deleted", o.deleted)
+	}
+	if state.Source == nil {
+		return
+	}
+	source := state.Source.Object
+	if o.changed() {
+		r.events.mirrored(ctx, source, o)
+	}
+	r.events.warn(ctx, source, ReasonRefused, plan.Refusal)
+	r.events.warn(ctx, source, ReasonInvalidNamespaces, describeInvalid(plan.Invalid))
+	r.events.warn(ctx, source, ReasonConflict, describeConflicts(state.Kind, o.conflicts, state.Key.Name))
+}
+
+// endSpan records err, if any, on span and ends it.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// jitter spreads the requeues of many sources over time, between d and 1.5 d.
+func jitter(d time.Duration) time.Duration {
+	return d + rand.N(d/2)
+}
