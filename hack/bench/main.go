@@ -1,12 +1,14 @@
-// Command bench measures whisperer at scale against the API server's own speed. For each size N
-// it starts a local control plane, pre-creates N namespaces, and in each of --rounds rounds times
-// a plain client-go program making the writes whisperer makes (create, update, delete one Secret
-// per namespace), then the real whisperer binary doing them through a source with a glob (the
-// medians go in the table: one round of a few seconds on a shared machine says little). Both are
-// timed the same way, until a watch of the benchmark's sees every write, and both are recorded in
-// the API server's audit log. Then it times what costs nothing (resync, restart) and what a new
-// namespace waits. The operator's writes come from the audit log; its peak RSS and the CPU time
-// of every process from /proc. `make bench` runs it.
+// Command bench measures whisperer at scale against the machine's real limit. For each size N
+// it starts a plain local control plane, creates N namespaces, and in each of --rounds rounds
+// times plain client-go writers making the writes whisperer makes (create, update, delete one
+// Secret per namespace) at several concurrencies, then the real whisperer binary, run with its
+// defaults, doing them through a source with a glob; each phase's ratio is whisperer's median
+// time over the fastest writer's. Both are timed the same way, from the first write until a
+// protobuf watch of the benchmark's has seen every write. Then it times what costs nothing
+// (resync, restart), what a new namespace waits, and 20 sources that select every namespace.
+// The operator's writes come from the API server's request counters, its memory and the CPU
+// time of every process from /proc, its Go heap from its metrics. `make bench` runs it; see
+// docs/performance.md.
 package main
 
 import (
@@ -29,13 +31,16 @@ import (
 type settings struct {
 	assets, binary, workDir string
 	secretSize              int
-	concurrency             int
-	qps                     float64
-	burst                   int
-	operatorArgs            []string
-	// rounds is how many times create, update and delete are measured, for the raw client and
+	// rawConcurrency lists the raw writer's concurrencies; the fastest is the baseline.
+	rawConcurrency []int
+	operatorArgs   []string
+	// rounds is how many times create, update and delete are measured, for the raw writer and
 	// for whisperer; the table shows the medians.
 	rounds int
+	// newNamespaces is how many namespaces the new namespace phases create.
+	newNamespaces int
+	// fanoutSources is how many sources select every namespace in the fan-out phases; 0 skips them.
+	fanoutSources int
 }
 
 func main() {
@@ -45,28 +50,35 @@ func main() {
 	var (
 		s          settings
 		sizes      = flag.String("sizes", "100,1000", "Comma-separated numbers of namespaces, for example 100,1000,5000,10000.")
+		rawConc    = flag.String("raw-concurrency", "8,16,32,64", "Comma-separated concurrencies of the raw writer; the fastest is the baseline.")
 		unrelated  = flag.Int("unrelated-secrets", 10000, "Unrelated 4 KiB Secrets for the memory isolation run at the largest size; 0 skips that run.")
 		jsonPath   = flag.String("json", ".local/bench/results.json", "Where to write the results as JSON.")
-		extraFlags = flag.String("operator-flags", "", "More flags for whisperer, space-separated.")
+		extraFlags = flag.String("operator-flags", "", "Flags for whisperer besides its defaults, space-separated.")
 	)
-	flag.StringVar(&s.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "Folder holding etcd and kube-apiserver.")
+	flag.StringVar(&s.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "Folder holding etcd, kube-apiserver and kube-controller-manager.")
 	flag.StringVar(&s.binary, "operator", "bin/whisperer", "The whisperer binary.")
-	flag.StringVar(&s.workDir, "work-dir", ".local/bench", "Where logs and audit logs go.")
-	flag.IntVar(&s.secretSize, "secret-size", 1024, "Bytes of data in the source, and in each raw Secret.")
-	flag.IntVar(&s.concurrency, "concurrency", 16, "Writes at once, for whisperer (--mirror-write-concurrency) and the raw client.")
-	flag.Float64Var(&s.qps, "qps", 1000, "Client QPS, for whisperer (--kube-api-qps) and the raw client.")
-	flag.IntVar(&s.burst, "burst", 2000, "Client burst, for whisperer (--kube-api-burst) and the raw client.")
-	flag.IntVar(&s.rounds, "rounds", 5, "Rounds of create, update and delete, for the raw client and for whisperer; the table shows the medians.")
+	flag.StringVar(&s.workDir, "work-dir", ".local/bench", "Where the logs go.")
+	flag.IntVar(&s.secretSize, "secret-size", 1024, "Bytes of data in each source, and in each raw Secret.")
+	flag.IntVar(&s.rounds, "rounds", 5, "Rounds of create, update and delete, for the raw writer and for whisperer; the table shows the medians.")
+	flag.IntVar(&s.newNamespaces, "new-namespaces", 100, "Namespaces created one by one in each new namespace phase (at least 50).")
+	flag.IntVar(&s.fanoutSources, "fanout-sources", 20, `Sources with namespaces "*" in the fan-out phases; 0 skips them.`)
 	flag.Parse()
-	if s.rounds < 1 {
-		fmt.Fprintln(os.Stderr, "bench: --rounds must be at least 1")
+	var err error
+	if s.rawConcurrency, err = positiveInts(*rawConc); err != nil {
+		err = fmt.Errorf("--raw-concurrency: %w", err)
+	}
+	switch {
+	case err != nil:
+	case s.rounds < 1:
+		err = fmt.Errorf("--rounds must be at least 1")
+	case s.newNamespaces < 1:
+		err = fmt.Errorf("--new-namespaces must be at least 1")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
-	s.operatorArgs = append([]string{
-		"--mirror-write-concurrency=" + strconv.Itoa(s.concurrency),
-		"--kube-api-qps=" + strconv.FormatFloat(s.qps, 'f', -1, 64),
-		"--kube-api-burst=" + strconv.Itoa(s.burst),
-	}, strings.Fields(*extraFlags)...)
+	s.operatorArgs = strings.Fields(*extraFlags)
 
 	if err := benchmark(s, *sizes, *unrelated, *jsonPath); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -74,25 +86,34 @@ func main() {
 	}
 }
 
-func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
-	var ns []int
-	for _, field := range strings.Split(sizes, ",") {
+func positiveInts(list string) ([]int, error) {
+	var out []int
+	for _, field := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(field))
 		if err != nil || n <= 0 {
-			return fmt.Errorf("--sizes: %q is not a positive number", field)
+			return nil, fmt.Errorf("%q is not a positive number", field)
 		}
-		ns = append(ns, n)
+		out = append(out, n)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
+	return out, nil
+}
+
+func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
+	ns, err := positiveInts(sizes)
+	if err != nil {
+		return fmt.Errorf("--sizes: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Hour)
 	defer cancel()
 	var rows []row
 	runs := make([]*run, 0, len(ns)+1)
 	for _, n := range ns {
-		runs = append(runs, &run{settings: s, n: n})
+		runs = append(runs, &run{settings: s, n: n, kind: secretKind})
 	}
 	if unrelated > 0 {
-		runs = append(runs, &run{settings: s, n: ns[len(ns)-1], unrelated: unrelated})
+		runs = append(runs, &run{settings: s, n: ns[len(ns)-1], kind: secretKind, unrelated: unrelated})
 	}
+	failed := false
 	for _, r := range runs {
 		fmt.Printf("N=%d, unrelated Secrets=%d\n", r.n, r.unrelated)
 		err := r.execute(ctx)
@@ -102,21 +123,45 @@ func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
 		}
 	}
 	printTable(rows)
-	return writeJSON(jsonPath, s, rows)
+	for _, r := range rows {
+		if !r.AsExpected {
+			failed = true
+			fmt.Printf("%s at N=%d: the operator wrote %s; expected %s\n", r.Phase, r.N, r.Writes, r.Expected)
+		}
+	}
+	if err := writeJSON(jsonPath, s, rows); err != nil {
+		return err
+	}
+	if failed {
+		return fmt.Errorf("some phases did not cost the writes expected")
+	}
+	return nil
 }
 
 func printTable(rows []row) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "phase\tN\ttime (s)\traw (s)\tratio\tSecret writes\tother writes\treconciles\tpeak RSS (MiB)\t"+
-		"CPU (s)\tserver CPU (s)\traw server CPU (s)\t")
+	fmt.Fprintln(w, "phase\tN\ttime (s)\tp99 (s)\traw (s)\traw at\tratio\toperator writes\t"+
+		"operator CPU (s)\tper 1k writes\tapiserver CPU (s)\t(raw)\tetcd CPU (s)\t(raw)\t"+
+		"peak anon (MiB)\theap in use (MiB)\tVmHWM (MiB)\t")
 	for _, r := range rows {
-		raw, ratio, rawServer := "", "", ""
-		if r.RawCPU != nil {
-			raw, ratio = fmt.Sprintf("%.3f", r.RawSeconds), fmt.Sprintf("%.2f", r.Ratio)
-			rawServer = fmt.Sprintf("%.1f", r.RawCPU.server())
+		p99, raw, at, ratio, rawServer, rawEtcd, perK := "", "", "", "", "", "", ""
+		if r.P99Seconds > 0 {
+			p99 = fmt.Sprintf("%.3f", r.P99Seconds)
 		}
-		fmt.Fprintf(w, "%s\t%d\t%.3f\t%s\t%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t\n", r.Phase, r.N, r.Seconds, raw, ratio,
-			r.SecretWrites, r.OtherWrites, r.Reconciles, r.PeakRSSMiB, r.CPUSeconds, r.CPU.server(), rawServer)
+		if r.Raw != nil {
+			raw, at, ratio = fmt.Sprintf("%.3f", r.Raw.Seconds), strconv.Itoa(r.Raw.Concurrency), fmt.Sprintf("%.2f", r.Ratio)
+			rawServer, rawEtcd = fmt.Sprintf("%.2f", r.Raw.CPU.APIServer), fmt.Sprintf("%.2f", r.Raw.CPU.Etcd)
+		}
+		if r.Operator.CPUPer1000Writes > 0 {
+			perK = fmt.Sprintf("%.2f", r.Operator.CPUPer1000Writes)
+		}
+		writes := r.Writes.String()
+		if !r.AsExpected {
+			writes += " (!)"
+		}
+		fmt.Fprintf(w, "%s\t%d\t%.3f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%.2f\t%s\t%.2f\t%s\t%.1f\t%.1f\t%.1f\t\n",
+			r.Phase, r.N, r.Seconds, p99, raw, at, ratio, writes, r.Operator.CPUSeconds, perK,
+			r.CPU.APIServer, rawServer, r.CPU.Etcd, rawEtcd, r.Operator.PeakAnonMiB, r.Operator.HeapInUseMiB, r.Operator.VmHWMMiB)
 	}
 	w.Flush()
 }
@@ -126,7 +171,8 @@ func writeJSON(path string, s settings, rows []row) error {
 		return err
 	}
 	out, err := json.MarshalIndent(map[string]any{
-		"secretSize": s.secretSize, "concurrency": s.concurrency, "qps": s.qps, "burst": s.burst,
+		"secretSize": s.secretSize, "rawConcurrency": s.rawConcurrency, "rounds": s.rounds,
+		"newNamespaces": s.newNamespaces, "fanoutSources": s.fanoutSources,
 		"operatorArgs": s.operatorArgs, "rows": rows,
 	}, "", "  ")
 	if err != nil {

@@ -6,98 +6,113 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
 
-// secretObserver watches Secrets, one per namespace, as a user would, to tell when a phase is
-// done: which namespaces hold one and which version of the data each carries. The raw client's
-// phases are timed with one too, so that both sides pay for the watch that times them.
-type secretObserver struct {
-	mu       sync.Mutex
-	versions map[string]string // namespace → data version
-	counts   map[string]int    // data version → namespaces: the polls read it, not every namespace
-	stop     chan struct{}
+// observer watches objects of one kind, as a user would, to tell when a phase is done: which
+// objects exist and which version of the data each carries. Both sides' phases are timed with
+// one, so both pay alike for the watch that times them.
+type observer struct {
+	version func(runtime.Object) string
+
+	mu          sync.Mutex
+	versions    map[objectKey]string // object → data version
+	counts      map[string]int       // data version → objects: the polls read it, not every object
+	inNamespace map[string]int       // namespace → objects
+	stop        chan struct{}
 }
 
-// observeSecrets watches the Secrets that match selector, in every namespace.
-func observeSecrets(client kubernetes.Interface, selector string) (*secretObserver, error) {
-	o := &secretObserver{versions: map[string]string{}, counts: map[string]int{}, stop: make(chan struct{})}
-	lw := &cache.ListWatch{
-		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
-			opts.LabelSelector = selector
-			return client.CoreV1().Secrets("").List(context.Background(), opts)
-		},
-		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
-			opts.LabelSelector = selector
-			return client.CoreV1().Secrets("").Watch(context.Background(), opts)
-		},
-	}
+type objectKey struct{ namespace, name string }
+
+func newObserver(version func(runtime.Object) string) *observer {
+	return &observer{version: version, versions: map[objectKey]string{}, counts: map[string]int{},
+		inNamespace: map[string]int{}, stop: make(chan struct{})}
+}
+
+// observe watches the objects of kind k that match selector, in every namespace, through c,
+// which should read protobuf as whisperer's informers do: the API server encodes each watch event
+// once per format, so whisperer and an observer share one encoding, and an observer in JSON
+// would cost the API server a second encoding in whisperer's phases only.
+func observe(c rest.Interface, k kind, selector string) (*observer, error) {
+	o := newObserver(k.version)
 	_, informer := cache.NewInformerWithOptions(cache.InformerOptions{
-		ListerWatcher: lw,
-		ObjectType:    &corev1.Secret{},
+		ListerWatcher: k.listWatch(c, selector),
+		ObjectType:    k.object(),
 		Handler: cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { o.set(obj.(*corev1.Secret)) },
-			UpdateFunc: func(_, obj any) { o.set(obj.(*corev1.Secret)) },
+			AddFunc:    func(obj any) { o.set(obj.(runtime.Object)) },
+			UpdateFunc: func(_, obj any) { o.set(obj.(runtime.Object)) },
 			DeleteFunc: func(obj any) {
 				if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 					obj = tombstone.Obj
 				}
-				o.forget(obj.(*corev1.Secret).Namespace)
+				o.forget(obj.(metav1.Object))
 			},
 		},
 	})
 	go informer.Run(o.stop)
 	if !cache.WaitForCacheSync(o.stop, informer.HasSynced) {
-		return nil, fmt.Errorf("watch of Secrets %s did not sync", selector)
+		return nil, fmt.Errorf("watch of %s %s did not sync", k.resource, selector)
 	}
 	return o, nil
 }
 
-func (o *secretObserver) set(s *corev1.Secret) {
+func (o *observer) set(obj runtime.Object) {
+	m := obj.(metav1.Object)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.forgetLocked(s.Namespace)
-	version := string(s.Data[versionKey])
-	o.versions[s.Namespace] = version
+	key := objectKey{m.GetNamespace(), m.GetName()}
+	o.forgetLocked(key)
+	version := o.version(obj)
+	o.versions[key] = version
 	o.counts[version]++
+	o.inNamespace[key.namespace]++
 }
 
-func (o *secretObserver) forget(namespace string) {
+func (o *observer) forget(m metav1.Object) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.forgetLocked(namespace)
+	o.forgetLocked(objectKey{m.GetNamespace(), m.GetName()})
 }
 
-func (o *secretObserver) forgetLocked(namespace string) {
-	if version, ok := o.versions[namespace]; ok {
+func (o *observer) forgetLocked(key objectKey) {
+	if version, ok := o.versions[key]; ok {
 		o.counts[version]--
-		delete(o.versions, namespace)
+		o.inNamespace[key.namespace]--
+		delete(o.versions, key)
 	}
 }
 
-// count returns how many Secrets carry version.
-func (o *secretObserver) count(version string) int {
+// count returns how many objects carry version.
+func (o *observer) count(version string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.counts[version]
 }
 
-func (o *secretObserver) total() int {
+func (o *observer) total() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return len(o.versions)
 }
 
-func (o *secretObserver) has(namespace, version string) bool {
+// namespaceCount returns how many objects are in namespace.
+func (o *observer) namespaceCount(namespace string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.versions[namespace] == version
+	return o.inNamespace[namespace]
 }
+
+func (o *observer) has(namespace, name, version string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	v, ok := o.versions[objectKey{namespace, name}]
+	return ok && v == version
+}
+
+func (o *observer) close() { close(o.stop) }
 
 // waitFor polls cond every few milliseconds and returns the time since start when it holds.
 func waitFor(ctx context.Context, start time.Time, what string, cond func() bool) (time.Duration, error) {
@@ -110,5 +125,3 @@ func waitFor(ctx context.Context, start time.Time, what string, cond func() bool
 	}
 	return time.Since(start), nil
 }
-
-func (o *secretObserver) close() { close(o.stop) }

@@ -9,19 +9,21 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// operator is the real whisperer binary, run as a separate process as in a cluster.
+// operator is the real whisperer binary, run as a separate process as in a cluster, with its
+// defaults: the benchmark adds only what it needs to observe it (its kubeconfig, a plain metrics
+// endpoint on loopback, no health probes, console logs), and --operator-flags.
 type operator struct {
 	cmd         *exec.Cmd
 	metricsAddr string
 	logPath     string
 	started     chan struct{} // closed when its workers have started
 	exited      chan struct{}
+	anon        anonPeak
 }
 
 func startOperator(binary, kubeconfig, logPath string, extraArgs []string) (*operator, error) {
@@ -49,6 +51,7 @@ func startOperator(binary, kubeconfig, logPath string, extraArgs []string) (*ope
 		return nil, err
 	}
 	op := &operator{cmd: cmd, metricsAddr: metricsAddr, logPath: logPath, started: make(chan struct{}), exited: make(chan struct{})}
+	go op.anon.run(cmd.Process.Pid, op.exited)
 	go op.watchLog(stderr, log)
 	go func() { _ = cmd.Wait(); close(op.exited); log.Close() }()
 	select {
@@ -89,75 +92,46 @@ func (o *operator) stop() {
 	}
 }
 
-// usage is what the operator process has used: its peak resident memory so far, and CPU time
-// (so far when read from /proc; in a phase once measure has subtracted the start).
-type usage struct {
-	PeakRSSMiB float64 `json:"peakRSSMiB"`
-	CPUSeconds float64 `json:"cpuSeconds"`
+// cpuSeconds is the CPU time the operator has used so far.
+func (o *operator) cpuSeconds() (float64, error) {
+	seconds, _, err := processCPU(fmt.Sprint(o.cmd.Process.Pid))
+	return seconds, err
 }
 
-// usage reads /proc: VmHWM (peak RSS) and utime+stime.
-func (o *operator) usage() (usage, error) {
-	pid := strconv.Itoa(o.cmd.Process.Pid)
-	status, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return usage{}, err
-	}
-	var u usage
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kib, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			u.PeakRSSMiB = kib / 1024
-		}
-	}
-	if u.CPUSeconds, _, err = processCPU(pid); err != nil {
-		return usage{}, err
-	}
-	return u, nil
-}
+func (o *operator) memory() (procMemory, error) { return readProcMemory(o.cmd.Process.Pid) }
 
-// reconciles reads the operator's count of reconciles from its metrics endpoint.
-func (o *operator) reconciles(ctx context.Context) (float64, error) {
+// metrics reads the operator's metrics endpoint.
+func (o *operator) metrics(ctx context.Context) (operatorMetrics, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+o.metricsAddr+"/metrics", nil)
 	if err != nil {
-		return 0, err
+		return operatorMetrics{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return operatorMetrics{}, err
 	}
 	defer resp.Body.Close()
-	var total float64
-	scanner := bufio.NewScanner(resp.Body)
-	scanner.Buffer(make([]byte, 1<<20), 1<<20)
-	for scanner.Scan() {
-		line := scanner.Text()
-		if strings.HasPrefix(line, `controller_runtime_reconcile_total{controller="secretmirror"`) {
-			value, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			total += value
-		}
-	}
-	return total, scanner.Err()
+	return readOperatorMetrics(resp.Body)
 }
 
 // waitIdle waits until the operator has reconciled at least once more than before and then
-// made no reconcile for quiet.
-func (o *operator) waitIdle(ctx context.Context, before float64, quiet time.Duration) (float64, error) {
+// made no reconcile for quiet. It returns the reconciles since before and the last metrics read.
+func (o *operator) waitIdle(ctx context.Context, before float64, quiet time.Duration) (float64, operatorMetrics, error) {
 	last, lastChange := before, time.Now()
 	for {
-		n, err := o.reconciles(ctx)
+		m, err := o.metrics(ctx)
 		if err != nil {
-			return 0, err
+			return 0, operatorMetrics{}, err
 		}
-		if n != last {
-			last, lastChange = n, time.Now()
+		if m.reconciles != last {
+			last, lastChange = m.reconciles, time.Now()
 		}
 		if last > before && time.Since(lastChange) >= quiet {
-			return last - before, nil
+			return last - before, m, nil
 		}
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, operatorMetrics{}, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -4,17 +4,14 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -23,7 +20,8 @@ const (
 	sourceName           = "pull"
 	targetPrefix         = "bench-"
 	latePrefix           = "late-"
-	annotationNamespaces = "secret-syncer.jeffl.es/namespaces"
+	labelPrefix          = "secret-syncer.jeffl.es"
+	annotationNamespaces = labelPrefix + "/namespaces"
 	versionKey           = "version"
 )
 
@@ -31,24 +29,87 @@ const (
 type row struct {
 	Phase string `json:"phase"`
 	N     int    `json:"n"`
-	// Seconds is the operator's time; for "new namespace", the median over the namespaces.
-	Seconds float64 `json:"seconds"`
-	// RawSeconds is the same writes made directly with client-go, 0 where there is none.
-	RawSeconds float64 `json:"rawSeconds,omitempty"`
-	Ratio      float64 `json:"ratio,omitempty"`
-	// RoundSeconds and RawRoundSeconds are each round's times of a repeated phase; Seconds and
-	// RawSeconds are their medians.
-	RoundSeconds    []float64 `json:"roundSeconds,omitempty"`
-	RawRoundSeconds []float64 `json:"rawRoundSeconds,omitempty"`
-	// SecretWrites and OtherWrites are the operator's write requests in the phase (audit log).
-	SecretWrites int `json:"secretWrites"`
-	OtherWrites  int `json:"otherWrites"`
-	Reconciles   int `json:"reconciles"`
-	usage
-	// CPU is what the other processes spent until the phase's result was seen, RawCPU the same
-	// for the raw client's phase.
-	CPU    cpuSplit  `json:"cpu"`
-	RawCPU *cpuSplit `json:"rawCPU,omitempty"`
+	// Seconds is the operator's median time over the rounds; for a new namespace phase, the
+	// median over the namespaces, and P99Seconds their 99th percentile.
+	Seconds      float64   `json:"seconds"`
+	P99Seconds   float64   `json:"p99Seconds,omitempty"`
+	RoundSeconds []float64 `json:"roundSeconds,omitempty"`
+	// Raw is the same writes made by plain client-go, and Ratio is Seconds over its fastest.
+	Raw   *rawResult `json:"raw,omitempty"`
+	Ratio float64    `json:"ratio,omitempty"`
+	// Writes are the operator's write requests in the phase by resource, as the API server
+	// counted them; of a round whose writes were not as expected, if any.
+	Writes     writeCounts `json:"writes"`
+	Expected   string      `json:"expected"`
+	AsExpected bool        `json:"asExpected"`
+	Reconciles int         `json:"reconciles"`
+	Operator   usage       `json:"operator"`
+	// CPU is what the other processes spent until the phase's result was seen.
+	CPU cpuSplit `json:"cpu"`
+}
+
+// usage is what the operator process used in a phase: medians of the rounds for CPU, the
+// highest of the rounds for memory.
+type usage struct {
+	// CPUSeconds is counted until it has been idle for a second, so that the writes that trail
+	// the result (Events) are in.
+	CPUSeconds float64 `json:"cpuSeconds"`
+	// CPUPer1000Writes is CPUSeconds per 1,000 mirror writes, for phases that write mirrors.
+	CPUPer1000Writes float64 `json:"cpuSecondsPer1000MirrorWrites,omitempty"`
+	// PeakAnonMiB is the highest RssAnon sampled during the phase.
+	PeakAnonMiB float64 `json:"peakAnonMiB"`
+	// HeapInUseMiB is go_memstats_heap_inuse_bytes once the phase is over and the operator idle.
+	HeapInUseMiB float64 `json:"heapInUseMiB"`
+	// VmHWMMiB is the process's peak RSS since it started: anonymous and file pages.
+	VmHWMMiB float64 `json:"vmHWMMiB"`
+}
+
+// expect is the writes a phase must cost the operator: exactly writes, by resource, exactly
+// events Event writes unless it is anyEvents, and nothing else.
+type expect struct {
+	writes writeCounts
+	events int
+}
+
+// anyEvents is for phases whose Event writes depend on timing: the Event recorder writes an Event
+// that repeats within minutes as a series, counted by a later write or none.
+const anyEvents = -1
+
+// eventResources are the resources of Events, in the core group and events.k8s.io.
+var eventResources = []string{"events", "events.events.k8s.io"}
+
+// mirrorsOnly expects n writes of kind k's mirrors and events Events.
+func mirrorsOnly(k kind, n, events int) expect {
+	writes := writeCounts{}
+	if n > 0 {
+		writes[k.resource] = n
+	}
+	return expect{writes, events}
+}
+
+func (e expect) String() string {
+	s := e.writes.String()
+	if e.events != anyEvents {
+		s += fmt.Sprintf(", events %d", e.events)
+	}
+	return s + ", nothing else"
+}
+
+func (e expect) met(writes writeCounts) bool {
+	events := 0
+	for resource, n := range writes {
+		if slices.Contains(eventResources, resource) {
+			events += n
+		} else if n != e.writes[resource] {
+			return false
+		}
+	}
+	for resource, n := range e.writes {
+		if writes[resource] != n {
+			return false
+		}
+	}
+	return e.events == anyEvents || events == e.events
 }
 
 // run is one benchmark run: one size, with or without unrelated Secrets.
@@ -56,10 +117,9 @@ type run struct {
 	settings
 	n         int
 	unrelated int
+	kind      kind
 	cluster   *benchCluster
-	client    kubernetes.Interface // the benchmark's own, admin
-	raw       kubernetes.Interface // with the operator's client settings
-	mirrors   *secretObserver
+	mirrors   *observer
 	op        *operator
 	rows      []row
 }
@@ -71,117 +131,131 @@ func (r *run) label(phase string) string {
 	return phase
 }
 
+func (r *run) admin() rest.Interface { return r.cluster.admin.CoreV1().RESTClient() }
+
 func (r *run) execute(ctx context.Context) error {
 	dir := filepath.Join(r.workDir, fmt.Sprintf("n%d-u%d", r.n, r.unrelated))
 	cluster, err := startCluster(r.assets, dir)
 	if err != nil {
 		return err
 	}
-	defer cluster.Stop()
+	defer cluster.stop()
 	r.cluster = cluster
-	admin := rest.CopyConfig(cluster.Config)
-	admin.QPS, admin.Burst = -1, 0
-	r.client = kubernetes.NewForConfigOrDie(admin)
-	rawConfig := rest.CopyConfig(cluster.raw)
-	// As controller-runtime's client, which whisperer uses, sends built-in types.
-	rawConfig.ContentType = runtime.ContentTypeProtobuf
-	rawConfig.QPS, rawConfig.Burst = float32(r.qps), r.burst
-	r.raw = kubernetes.NewForConfigOrDie(rawConfig)
-	// The observers watch in protobuf, as whisperer's informers do: the API server encodes each
-	// watch event once per format, so whisperer and an observer share one encoding, and an
-	// observer in JSON would cost the API server a second encoding in whisperer's phases only.
-	watchConfig := rest.CopyConfig(admin)
-	watchConfig.ContentType = runtime.ContentTypeProtobuf
-	watcher := kubernetes.NewForConfigOrDie(watchConfig)
 
 	targets := namespaceNames(targetPrefix, r.n)
 	if err := r.createNamespaces(ctx, append(targets, sourceNamespace)); err != nil {
 		return err
 	}
-	var rawWrites *rawWriter
+	var raw *rawWriter
 	if r.unrelated == 0 {
-		rawWrites = &rawWriter{run: r, namespaces: targets}
-		if rawWrites.observer, err = observeSecrets(watcher, rawLabelPrefix+"/namespace=raw"); err != nil {
+		if raw, err = newRawWriter(r, r.kind, targets); err != nil {
 			return err
 		}
-		defer rawWrites.observer.close()
+		defer raw.observer.close()
 	} else if err := r.createUnrelated(ctx); err != nil {
 		return err
 	}
-	if r.mirrors, err = observeSecrets(watcher, "secret-syncer.jeffl.es/namespace="+sourceNamespace); err != nil {
+	if r.mirrors, err = observe(cluster.watch.CoreV1().RESTClient(), r.kind, labelPrefix+"/namespace="+sourceNamespace); err != nil {
 		return err
 	}
 	defer r.mirrors.close()
-	return r.operatorPhases(ctx, filepath.Join(dir, "whisperer.log"), rawWrites)
-}
-
-// operatorPhases measures the operator on the same writes as the raw client, in as many rounds,
-// then what costs nothing (resync, restart) and what a new namespace waits. Unless raw is nil,
-// each round of the operator follows a round of the raw client: both then see the same machine
-// and an etcd of the same history, however either drifts during the run.
-func (r *run) operatorPhases(ctx context.Context, logPath string, raw *rawWriter) error {
-	var err error
-	if r.op, err = startOperator(r.binary, r.cluster.kubeconfig, logPath, r.operatorArgs); err != nil {
+	if r.op, err = startOperator(r.binary, cluster.kubeconfig, filepath.Join(dir, "whisperer.log"), r.operatorArgs); err != nil {
 		return err
 	}
 	defer func() { r.op.stop() }()
-
-	type step struct {
-		phase string
-		act   func(context.Context) (time.Duration, error)
+	if err := r.operatorPhases(ctx, raw); err != nil {
+		return err
 	}
-	create, update, remove := step{"create", r.createSource}, step{"update", r.updateSource}, step{"delete", r.deleteSource}
-	var steps []step
-	for range r.rounds - 1 {
-		steps = append(steps, create, update, remove)
-	}
-	steps = append(steps, create, update,
-		step{"resync (source touched)", r.touchSource},
-		step{"restart", r.restartOperator},
-		step{"new namespace (median of 50)", r.newNamespaces},
-		remove)
-	rounds := map[string][]row{}
-	rawRounds := map[string][]rawPhase{}
-	for _, step := range steps {
-		if raw != nil && step.phase == create.phase {
-			if err := raw.round(ctx, rawRounds); err != nil {
-				return err
-			}
-		}
-		measured, err := r.measure(ctx, step.phase, step.act)
-		if err != nil {
-			return fmt.Errorf("%s: %w", step.phase, err)
-		}
-		rounds[step.phase] = append(rounds[step.phase], measured)
-	}
-	for _, step := range steps[3*(r.rounds-1):] {
-		r.rows = append(r.rows, merge(rounds[step.phase], rawRounds[step.phase]))
+	if r.unrelated == 0 && r.fanoutSources > 0 {
+		return r.fanoutPhases(ctx)
 	}
 	return nil
 }
 
-// merge makes one row of a phase's rounds: the median times, ratio and CPU time, the most writes
-// and reconciles of any round (they should all be equal), and the operator's peak RSS so far.
-func merge(rounds []row, raw []rawPhase) row {
-	merged := rounds[len(rounds)-1]
-	merged.RoundSeconds = mapped(rounds, func(r row) float64 { return r.Seconds })
-	for _, round := range rounds {
-		merged.SecretWrites = max(merged.SecretWrites, round.SecretWrites)
-		merged.OtherWrites = max(merged.OtherWrites, round.OtherWrites)
-		merged.Reconciles = max(merged.Reconciles, round.Reconciles)
+// phase is one measured step of the operator's: what it does and returns (its time, and for
+// latencies the 99th percentile), and the writes it must cost.
+type phase struct {
+	name   string
+	act    func(context.Context) (took, p99 time.Duration, err error)
+	expect expect
+}
+
+// operatorPhases measures the operator on the same writes as the raw writer, in as many rounds,
+// then what costs nothing (resync, restart) and what a new namespace waits. Unless raw is nil,
+// each round of the operator follows a round of the raw writer: both then see the same machine
+// and an etcd of the same history, however either drifts during the run.
+func (r *run) operatorPhases(ctx context.Context, raw *rawWriter) error {
+	// One Event on the source for each change of its mirrors; none when it is deleted, since
+	// there is no source left to record it on.
+	create := phase{"create", r.createSource, mirrorsOnly(r.kind, r.n, 1)}
+	update := phase{"update", r.updateSource, mirrorsOnly(r.kind, r.n, 1)}
+	remove := phase{"delete", r.deleteSource, mirrorsOnly(r.kind, r.n, 0)}
+	var steps []phase
+	for range r.rounds - 1 {
+		steps = append(steps, create, update, remove)
 	}
+	steps = append(steps, create, update,
+		phase{"resync (source touched)", r.touchSource, mirrorsOnly(r.kind, 0, 0)},
+		phase{"restart", r.restartOperator, mirrorsOnly(r.kind, 0, 0)},
+		// Each new namespace gets a mirror, which goes when the namespaces leave the annotation.
+		phase{fmt.Sprintf("new namespace, 1 source (%d namespaces)", r.newNamespaces), r.newNamespacesOneSource, mirrorsOnly(r.kind, 2*r.newNamespaces, anyEvents)},
+		remove)
+	rounds := map[string][]measured{}
+	rawRounds := map[string][]rawPhase{}
+	for _, step := range steps {
+		if raw != nil && step.name == create.name {
+			if err := raw.round(ctx, rawRounds); err != nil {
+				return err
+			}
+		}
+		m, err := r.measure(ctx, step)
+		if err != nil {
+			return fmt.Errorf("%s: %w", step.name, err)
+		}
+		rounds[step.name] = append(rounds[step.name], m)
+	}
+	for _, step := range steps[3*(r.rounds-1):] {
+		r.rows = append(r.rows, r.merge(step, rounds[step.name], fastest(rawRounds[step.name], r.rawConcurrency)))
+	}
+	return nil
+}
+
+// measured is one round of a phase.
+type measured struct {
+	took, p99  time.Duration
+	writes     writeCounts
+	reconciles int
+	usage      usage
+	cpu        cpuSplit
+}
+
+// merge makes one row of a phase's rounds: the median times, ratio and CPU times, the highest
+// memory, and the writes of a round that was not as expected, else of the last.
+func (r *run) merge(p phase, rounds []measured, raw *rawResult) row {
+	last := rounds[len(rounds)-1]
+	merged := row{Phase: r.label(p.name), N: r.n, P99Seconds: last.p99.Seconds(), Raw: raw,
+		Writes: last.writes, Expected: p.expect.String(), AsExpected: true, Reconciles: last.reconciles}
+	for _, round := range rounds {
+		if !p.expect.met(round.writes) {
+			merged.Writes, merged.AsExpected = round.writes, false
+		}
+		merged.Reconciles = max(merged.Reconciles, round.reconciles)
+		merged.Operator.PeakAnonMiB = max(merged.Operator.PeakAnonMiB, round.usage.PeakAnonMiB)
+		merged.Operator.HeapInUseMiB = max(merged.Operator.HeapInUseMiB, round.usage.HeapInUseMiB)
+		merged.Operator.VmHWMMiB = max(merged.Operator.VmHWMMiB, round.usage.VmHWMMiB)
+	}
+	merged.RoundSeconds = mapped(rounds, func(m measured) float64 { return m.took.Seconds() })
 	merged.Seconds = median(merged.RoundSeconds)
-	merged.CPUSeconds = median(mapped(rounds, func(r row) float64 { return r.CPUSeconds }))
-	merged.CPU = medianSplit(mapped(rounds, func(r row) cpuSplit { return r.CPU }))
-	if len(raw) > 0 {
-		merged.RawRoundSeconds = mapped(raw, func(p rawPhase) float64 { return p.took.Seconds() })
-		merged.RawSeconds = median(merged.RawRoundSeconds)
-		merged.Ratio = merged.Seconds / merged.RawSeconds
-		rawCPU := medianSplit(mapped(raw, func(p rawPhase) cpuSplit { return p.cpu }))
-		merged.RawCPU = &rawCPU
+	merged.Operator.CPUSeconds = median(mapped(rounds, func(m measured) float64 { return m.usage.CPUSeconds }))
+	if mirrorWrites := merged.Writes[r.kind.resource]; mirrorWrites > 0 {
+		merged.Operator.CPUPer1000Writes = merged.Operator.CPUSeconds / float64(mirrorWrites) * 1000
+	}
+	merged.CPU = medianSplit(mapped(rounds, func(m measured) cpuSplit { return m.cpu }))
+	if raw != nil {
+		merged.Ratio = merged.Seconds / raw.Seconds
 	}
 	if len(rounds) == 1 {
-		merged.RoundSeconds, merged.RawRoundSeconds = nil, nil
+		merged.RoundSeconds = nil
 	}
 	return merged
 }
@@ -210,56 +284,65 @@ func median(values []float64) float64 {
 	return sorted[len(sorted)/2]
 }
 
-// measure runs one phase and returns its time, writes, reconciles and the operator's usage.
-func (r *run) measure(ctx context.Context, phase string, act func(context.Context) (time.Duration, error)) (row, error) {
-	writesBefore, err := r.cluster.operatorWrites()
+// percentile returns the nearest-rank p-th percentile of durations: the smallest that at least
+// p percent of them do not exceed.
+func percentile(durations []time.Duration, p float64) time.Duration {
+	sorted := slices.Sorted(slices.Values(durations))
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[max(0, rank-1)]
+}
+
+// measure runs one phase and returns its time, the operator's writes, reconciles and usage, and
+// the other processes' CPU time.
+func (r *run) measure(ctx context.Context, p phase) (measured, error) {
+	writesBefore, err := r.cluster.writes(ctx)
 	if err != nil {
-		return row{}, err
+		return measured{}, err
 	}
 	op := r.op
-	reconcilesBefore, err := op.reconciles(ctx)
+	before, err := op.metrics(ctx)
 	if err != nil {
-		return row{}, err
+		return measured{}, err
 	}
-	usageBefore, err := op.usage()
+	cpuBefore, err := op.cpuSeconds()
 	if err != nil {
-		return row{}, err
+		return measured{}, err
 	}
 	if err := r.settle(ctx); err != nil {
-		return row{}, err
+		return measured{}, err
 	}
-	cpuBefore := controlPlaneCPU()
-	took, err := act(ctx)
+	op.anon.reset()
+	othersBefore := controlPlaneCPU()
+	took, p99, err := p.act(ctx)
 	if err != nil {
-		return row{}, err
+		return measured{}, err
 	}
-	cpu := controlPlaneCPU().minus(cpuBefore)
+	result := measured{took: took, p99: p99, cpu: controlPlaneCPU().minus(othersBefore)}
 	if r.op != op {
 		// A new operator process counts from zero.
-		reconcilesBefore, usageBefore = 0, usage{}
+		before, cpuBefore = operatorMetrics{}, 0
 	}
 	// Writes that trail the observed result (Events) belong to the phase too.
-	reconciles, err := r.op.waitIdle(ctx, reconcilesBefore, time.Second)
+	reconciles, after, err := r.op.waitIdle(ctx, before.reconciles, time.Second)
 	if err != nil {
-		return row{}, err
+		return measured{}, err
 	}
-	writesAfter, err := r.cluster.operatorWrites()
+	writesAfter, err := r.cluster.writes(ctx)
 	if err != nil {
-		return row{}, err
+		return measured{}, err
 	}
-	u, err := r.op.usage()
+	cpuAfter, err := r.op.cpuSeconds()
 	if err != nil {
-		return row{}, err
+		return measured{}, err
 	}
-	u.CPUSeconds -= usageBefore.CPUSeconds
-	writes := writesAfter.minus(writesBefore)
-	if writes.total() < 0 {
-		return row{}, fmt.Errorf("the audit log shrank during the phase: %s", r.cluster.auditLog)
+	memory, err := r.op.memory()
+	if err != nil {
+		return measured{}, err
 	}
-	secretWrites := writes["secrets"]
-	result := row{Phase: r.label(phase), N: r.n, Seconds: took.Seconds(), SecretWrites: secretWrites,
-		OtherWrites: writes.total() - secretWrites, Reconciles: int(reconciles), usage: u, CPU: cpu}
-	fmt.Printf("  %-45s %8.3fs  writes %d+%d\n", result.Phase, result.Seconds, result.SecretWrites, result.OtherWrites)
+	result.writes, result.reconciles = writesAfter.minus(writesBefore), int(reconciles)
+	result.usage = usage{CPUSeconds: cpuAfter - cpuBefore, PeakAnonMiB: r.op.anon.mib(),
+		HeapInUseMiB: after.heapInUse / (1 << 20), VmHWMMiB: memory.vmHWM / 1024}
+	fmt.Printf("  %-50s %8.3fs  %s\n", r.label(p.name), took.Seconds(), result.writes)
 	return result, nil
 }
 
@@ -271,7 +354,7 @@ const (
 	settleLimit = 5 * time.Second
 )
 
-// settle readies the control plane for a timed phase, the same way before the raw client's and
+// settle readies the control plane for a timed phase, the same way before the raw writer's and
 // the operator's: it waits until the API server and etcd have finished the previous phase's work,
 // then has the API server collect its garbage, so that no phase starts with another's collection
 // debt. In profiles of an earlier run at N=1000, the API server's collections used 0.2 to 1.7 s
@@ -292,164 +375,106 @@ func (r *run) settle(ctx context.Context) error {
 		before = now
 	}
 	// net/http/pprof runs a collection before it writes a heap profile when asked with gc=1.
-	_, err := r.client.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap").Param("gc", "1").DoRaw(ctx)
+	_, err := r.admin().Get().AbsPath("/debug/pprof/heap").Param("gc", "1").DoRaw(ctx)
 	if err != nil {
 		return fmt.Errorf("collecting the API server's garbage: %w", err)
 	}
 	return nil
 }
 
-func (r *run) createSource(ctx context.Context) (time.Duration, error) {
-	source := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: sourceName, Namespace: sourceNamespace,
-			Labels:      map[string]string{"secret-syncer.jeffl.es/sync": "true"},
-			Annotations: map[string]string{annotationNamespaces: targetPrefix + "*," + latePrefix + "*"},
-		},
-		Data: payload(r.secretSize, "v1"),
-	}
+func (r *run) createSource(ctx context.Context) (time.Duration, time.Duration, error) {
+	source := r.kind.build(metav1.ObjectMeta{
+		Name: sourceName, Namespace: sourceNamespace,
+		Labels:      map[string]string{labelPrefix + "/sync": "true"},
+		Annotations: map[string]string{annotationNamespaces: targetPrefix + "*," + latePrefix + "*"},
+	}, r.secretSize, "v1")
 	start := time.Now()
-	if _, err := r.client.CoreV1().Secrets(sourceNamespace).Create(ctx, source, metav1.CreateOptions{}); err != nil {
-		return 0, err
+	if _, err := r.kind.create(ctx, r.admin(), source); err != nil {
+		return 0, 0, err
 	}
-	return waitFor(ctx, start, "every mirror", func() bool { return r.mirrors.count("v1") == r.n })
+	took, err := waitFor(ctx, start, "every mirror", func() bool { return r.mirrors.count("v1") == r.n })
+	return took, 0, err
 }
 
-func (r *run) updateSource(ctx context.Context) (time.Duration, error) {
+func (r *run) updateSource(ctx context.Context) (time.Duration, time.Duration, error) {
 	start := time.Now()
-	if err := r.patchSource(ctx, fmt.Sprintf(`{"data":{%q:%q}}`, versionKey, "djI=")); err != nil { // v2
-		return 0, err
+	if err := r.kind.patch(ctx, r.admin(), sourceNamespace, sourceName, r.kind.versionPatch("v2")); err != nil {
+		return 0, 0, err
 	}
-	return waitFor(ctx, start, "every mirror updated", func() bool { return r.mirrors.count("v2") == r.n })
+	took, err := waitFor(ctx, start, "every mirror updated", func() bool { return r.mirrors.count("v2") == r.n })
+	return took, 0, err
 }
 
 // touchSource changes nothing the operator reads: the reconcile it causes must write nothing.
-func (r *run) touchSource(ctx context.Context) (time.Duration, error) {
+func (r *run) touchSource(ctx context.Context) (time.Duration, time.Duration, error) {
 	start := time.Now()
-	return time.Since(start), r.patchSource(ctx, `{"metadata":{"annotations":{"bench/touched":"yes"}}}`)
-}
-
-func (r *run) patchSource(ctx context.Context, patch string) error {
-	_, err := r.client.CoreV1().Secrets(sourceNamespace).Patch(ctx, sourceName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
-	return err
+	err := r.kind.patch(ctx, r.admin(), sourceNamespace, sourceName, `{"metadata":{"annotations":{"bench/touched":"yes"}}}`)
+	return time.Since(start), 0, err
 }
 
 // restartOperator stops the operator and starts a new one on the converged cluster; its time is
 // until the new one's workers run.
-func (r *run) restartOperator(context.Context) (time.Duration, error) {
+func (r *run) restartOperator(context.Context) (time.Duration, time.Duration, error) {
 	r.op.stop()
 	start := time.Now()
 	op, err := startOperator(r.binary, r.cluster.kubeconfig, r.op.logPath, r.operatorArgs)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	r.op = op
-	return time.Since(start), nil
+	return time.Since(start), 0, nil
 }
 
-// newNamespaces creates 50 matching namespaces one by one and returns the median time until
-// each has its mirror. It then takes them out of the annotation again (not timed), so that the
-// delete phase deletes as many mirrors as the raw client did.
-func (r *run) newNamespaces(ctx context.Context) (time.Duration, error) {
+// newNamespacesOneSource creates matching namespaces one by one and returns the median and 99th
+// percentile time until each has its mirror. It then takes them out of the annotation again (not
+// timed), so that the delete phase deletes as many mirrors as the raw writer did.
+func (r *run) newNamespacesOneSource(ctx context.Context) (time.Duration, time.Duration, error) {
+	median, p99, err := r.timeNewNamespaces(ctx, latePrefix, func(namespace string) bool {
+		return r.mirrors.has(namespace, sourceName, "v2")
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, annotationNamespaces, targetPrefix+"*")
+	if err := r.kind.patch(ctx, r.admin(), sourceNamespace, sourceName, patch); err != nil {
+		return 0, 0, err
+	}
+	_, err = waitFor(ctx, time.Now(), "late mirrors removed", func() bool { return r.mirrors.total() == r.n })
+	return median, p99, err
+}
+
+// timeNewNamespaces creates r.newNamespaces namespaces named prefix and a number, one by one,
+// each once the one before is served, and returns the median and 99th percentile of the times
+// from a namespace's creation until served holds for it.
+func (r *run) timeNewNamespaces(ctx context.Context, prefix string, served func(namespace string) bool) (time.Duration, time.Duration, error) {
 	var times []time.Duration
-	for i := range 50 {
-		name := fmt.Sprintf("%s%02d", latePrefix, i)
+	for _, name := range namespaceNames(prefix, r.newNamespaces) {
 		start := time.Now()
 		if err := r.createNamespaces(ctx, []string{name}); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		took, err := waitFor(ctx, start, "mirror in "+name, func() bool { return r.mirrors.has(name, "v2") })
+		took, err := waitFor(ctx, start, "mirrors in "+name, func() bool { return served(name) })
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		times = append(times, took)
 	}
-	slices.Sort(times)
-	if err := r.patchSource(ctx, fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, annotationNamespaces, targetPrefix+"*")); err != nil {
-		return 0, err
-	}
-	_, err := waitFor(ctx, time.Now(), "late mirrors removed", func() bool { return r.mirrors.total() == r.n })
-	return times[len(times)/2], err
+	return percentile(times, 50), percentile(times, 99), nil
 }
 
-func (r *run) deleteSource(ctx context.Context) (time.Duration, error) {
+func (r *run) deleteSource(ctx context.Context) (time.Duration, time.Duration, error) {
 	start := time.Now()
-	if err := r.client.CoreV1().Secrets(sourceNamespace).Delete(ctx, sourceName, metav1.DeleteOptions{}); err != nil {
-		return 0, err
+	if err := r.kind.delete(ctx, r.admin(), sourceNamespace, sourceName, nil); err != nil {
+		return 0, 0, err
 	}
-	return waitFor(ctx, start, "every mirror deleted", func() bool { return r.mirrors.total() == 0 })
-}
-
-// rawLabelPrefix stands for secret-syncer.jeffl.es in the raw client's Secrets: labels of the
-// same sizes as a mirror's, which whisperer, running meanwhile, does not take for mirrors.
-const rawLabelPrefix = "secret-syncer.bench.es"
-
-// rawWriter makes the operator's writes directly: one Secret of the same size and label sizes in
-// each namespace, created, updated, deleted, with the same client settings and concurrency.
-type rawWriter struct {
-	*run
-	namespaces []string
-	observer   *secretObserver
-}
-
-// rawPhase is one phase of a raw round: its time, and what the other processes spent meanwhile.
-type rawPhase struct {
-	took time.Duration
-	cpu  cpuSplit
-}
-
-// round makes one round of the writes and appends each phase's measures to phases. A phase ends
-// when its observer has seen every write, as whisperer's phases end.
-func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) error {
-	n := len(w.namespaces)
-	secrets := make([]*corev1.Secret, n)
-	writes := []struct {
-		name  string
-		write func(i int) error
-		seen  func() bool
-	}{
-		{"create", func(i int) (err error) {
-			s := &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Name: "raw", Namespace: w.namespaces[i], Labels: map[string]string{
-					rawLabelPrefix + "/mirror": "true", rawLabelPrefix + "/name": "raw", rawLabelPrefix + "/namespace": "raw"}},
-				Data: payload(w.secretSize, "v1"),
-			}
-			secrets[i], err = w.raw.CoreV1().Secrets(w.namespaces[i]).Create(ctx, s, metav1.CreateOptions{})
-			return err
-		}, func() bool { return w.observer.count("v1") == n }},
-		{"update", func(i int) (err error) {
-			secrets[i].Data = payload(w.secretSize, "v2")
-			secrets[i], err = w.raw.CoreV1().Secrets(w.namespaces[i]).Update(ctx, secrets[i], metav1.UpdateOptions{})
-			return err
-		}, func() bool { return w.observer.count("v2") == n }},
-		{"delete", func(i int) error {
-			// On the condition that it is the Secret written, as whisperer deletes a mirror.
-			precondition := &metav1.Preconditions{UID: &secrets[i].UID, ResourceVersion: &secrets[i].ResourceVersion}
-			return w.raw.CoreV1().Secrets(w.namespaces[i]).Delete(ctx, "raw", metav1.DeleteOptions{Preconditions: precondition})
-		}, func() bool { return w.observer.total() == 0 }},
-	}
-	for _, phase := range writes {
-		if err := w.settle(ctx); err != nil {
-			return err
-		}
-		cpuBefore, start := controlPlaneCPU(), time.Now()
-		if err := parallel(n, w.concurrency, phase.write); err != nil {
-			return fmt.Errorf("raw %s: %w", phase.name, err)
-		}
-		took, err := waitFor(ctx, start, "raw "+phase.name+" seen", phase.seen)
-		if err != nil {
-			return err
-		}
-		phases[phase.name] = append(phases[phase.name], rawPhase{took: took, cpu: controlPlaneCPU().minus(cpuBefore)})
-		fmt.Printf("  %-45s %8.3fs\n", "raw "+phase.name, took.Seconds())
-	}
-	return nil
+	took, err := waitFor(ctx, start, "every mirror deleted", func() bool { return r.mirrors.total() == 0 })
+	return took, 0, err
 }
 
 func (r *run) createNamespaces(ctx context.Context, names []string) error {
 	return parallel(len(names), 32, func(i int) error {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: names[i]}}
-		_, err := r.client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+		_, err := r.cluster.admin.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
 		return err
 	})
 }
@@ -462,18 +487,10 @@ func (r *run) createUnrelated(ctx context.Context) error {
 		return err
 	}
 	return parallel(r.unrelated, 32, func(i int) error {
-		s := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("unrelated-%05d", i), Namespace: namespaces[i%len(namespaces)]},
-			Data:       payload(4096, "x"),
-		}
-		_, err := r.client.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{})
+		s := secretKind.build(metav1.ObjectMeta{Name: fmt.Sprintf("unrelated-%05d", i), Namespace: namespaces[i%len(namespaces)]}, 4096, "x")
+		_, err := secretKind.create(ctx, r.admin(), s)
 		return err
 	})
-}
-
-// payload is size bytes of data in two keys: the version the observer reads, and filler.
-func payload(size int, version string) map[string][]byte {
-	return map[string][]byte{versionKey: []byte(version), "filler": []byte(strings.Repeat("x", max(0, size-len(version))))}
 }
 
 func namespaceNames(prefix string, n int) []string {

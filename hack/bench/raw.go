@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// rawLabelPrefix stands for secret-syncer.jeffl.es in the raw writer's objects: labels of the
+// same sizes as a mirror's, which whisperer, idle meanwhile, does not take for mirrors.
+const rawLabelPrefix = "secret-syncer.bench.es"
+
+// rawWriter makes the operator's writes directly with plain client-go: one object of the same
+// size and label sizes in each namespace, created, updated, deleted, at each of several
+// concurrencies. The fastest is the machine's limit that whisperer is compared with.
+type rawWriter struct {
+	*run
+	kind       kind
+	namespaces []string
+	observer   *observer
+	// clients writes at each concurrency, in the order the rounds use them.
+	clients []rawClient
+}
+
+type rawClient struct {
+	concurrency int
+	rest        rest.Interface
+}
+
+// newRawWriter makes a writer of kind k into namespaces, and its observer.
+func newRawWriter(r *run, k kind, namespaces []string) (*rawWriter, error) {
+	w := &rawWriter{run: r, kind: k, namespaces: namespaces}
+	for _, c := range r.rawConcurrency {
+		// The fastest plain client: protobuf, as controller-runtime's client sends built-in
+		// types, and no client-side rate limit. One client per concurrency, as one program each.
+		config := rest.CopyConfig(r.cluster.raw)
+		config.ContentType = runtime.ContentTypeProtobuf
+		config.QPS, config.Burst = -1, 0
+		client, err := kubernetes.NewForConfig(config)
+		if err != nil {
+			return nil, err
+		}
+		w.clients = append(w.clients, rawClient{concurrency: c, rest: client.CoreV1().RESTClient()})
+	}
+	var err error
+	w.observer, err = observe(r.cluster.watch.CoreV1().RESTClient(), k, rawLabelPrefix+"/namespace=raw")
+	return w, err
+}
+
+// rawPhase is one phase of a raw round: its time, and what the other processes spent meanwhile.
+type rawPhase struct {
+	concurrency int
+	took        time.Duration
+	cpu         cpuSplit
+}
+
+// round makes one round of the writes at each concurrency and appends each phase's measures to
+// phases. A phase lasts from its first write until the observer has seen every write, as
+// whisperer's phases do.
+func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) error {
+	n := len(w.namespaces)
+	written := make([]metav1.Object, n)
+	for _, client := range w.clients {
+		writes := []struct {
+			name  string
+			write func(i int) error
+			seen  func() bool
+		}{
+			{"create", func(i int) (err error) {
+				written[i], err = w.kind.create(ctx, client.rest, w.kind.build(w.rawMeta(i), w.secretSize, "v1"))
+				return err
+			}, func() bool { return w.observer.count("v1") == n }},
+			{"update", func(i int) (err error) {
+				// Built anew and conditional on the version written, as whisperer updates a mirror.
+				meta := w.rawMeta(i)
+				meta.ResourceVersion = written[i].GetResourceVersion()
+				written[i], err = w.kind.update(ctx, client.rest, w.kind.build(meta, w.secretSize, "v2"))
+				return err
+			}, func() bool { return w.observer.count("v2") == n }},
+			{"delete", func(i int) error {
+				return w.kind.delete(ctx, client.rest, w.namespaces[i], "raw", written[i])
+			}, func() bool { return w.observer.total() == 0 }},
+		}
+		for _, phase := range writes {
+			if err := w.settle(ctx); err != nil {
+				return err
+			}
+			cpuBefore, start := controlPlaneCPU(), time.Now()
+			if err := parallel(n, client.concurrency, phase.write); err != nil {
+				return fmt.Errorf("raw %s at %d: %w", phase.name, client.concurrency, err)
+			}
+			took, err := waitFor(ctx, start, "raw "+phase.name+" seen", phase.seen)
+			if err != nil {
+				return err
+			}
+			phases[phase.name] = append(phases[phase.name], rawPhase{concurrency: client.concurrency, took: took, cpu: controlPlaneCPU().minus(cpuBefore)})
+			fmt.Printf("  %-50s %8.3fs\n", fmt.Sprintf("raw %s, %d at once", phase.name, client.concurrency), took.Seconds())
+		}
+	}
+	return nil
+}
+
+func (w *rawWriter) rawMeta(i int) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: "raw", Namespace: w.namespaces[i], Labels: map[string]string{
+		rawLabelPrefix + "/mirror": "true", rawLabelPrefix + "/name": "raw", rawLabelPrefix + "/namespace": "raw"}}
+}
+
+// rawResult is the raw writer's result for one phase: the fastest concurrency's, and each one's.
+type rawResult struct {
+	// Seconds is the fastest concurrency's median time, and CPU its median CPU split.
+	Seconds       float64          `json:"seconds"`
+	Concurrency   int              `json:"concurrency"`
+	CPU           cpuSplit         `json:"cpu"`
+	ByConcurrency []rawConcurrency `json:"byConcurrency"`
+}
+
+type rawConcurrency struct {
+	Concurrency  int       `json:"concurrency"`
+	Seconds      float64   `json:"seconds"`
+	RoundSeconds []float64 `json:"roundSeconds"`
+	CPU          cpuSplit  `json:"cpu"`
+}
+
+// fastest makes the raw result of a phase from its rounds at every concurrency, in the order of
+// concurrencies.
+func fastest(phases []rawPhase, concurrencies []int) *rawResult {
+	if len(phases) == 0 {
+		return nil
+	}
+	result := &rawResult{}
+	for _, c := range concurrencies {
+		var rounds []rawPhase
+		for _, p := range phases {
+			if p.concurrency == c {
+				rounds = append(rounds, p)
+			}
+		}
+		if len(rounds) == 0 {
+			continue
+		}
+		at := rawConcurrency{Concurrency: c,
+			RoundSeconds: mapped(rounds, func(p rawPhase) float64 { return p.took.Seconds() }),
+			CPU:          medianSplit(mapped(rounds, func(p rawPhase) cpuSplit { return p.cpu }))}
+		at.Seconds = median(at.RoundSeconds)
+		result.ByConcurrency = append(result.ByConcurrency, at)
+		if result.Concurrency == 0 || at.Seconds < result.Seconds {
+			result.Seconds, result.Concurrency, result.CPU = at.Seconds, c, at.CPU
+		}
+	}
+	return result
+}
