@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,9 +14,23 @@ const (
 	fanoutPrefix    = "fanout-late-"
 )
 
-// fanoutPhases measures many sources that each select every namespace (namespaces: "*"), the
-// main use of whisperer: the time to mirror them all, then what a new namespace waits until it
-// has every source's mirror.
+// fanoutGroup is sources of one kind that each select every namespace (namespaces: "*"), the
+// main use of whisperer. A run's groups are all measured together.
+type fanoutGroup struct {
+	kind    kind
+	sources int
+}
+
+func describeGroups(groups []fanoutGroup) string {
+	var parts []string
+	for _, g := range groups {
+		parts = append(parts, fmt.Sprintf("%d %s", g.sources, g.kind.name))
+	}
+	return strings.Join(parts, " + ") + " sources"
+}
+
+// fanoutPhases measures r.fanout: the time to mirror every source into every namespace, then what
+// a new namespace waits until it holds every source's mirror.
 func (r *run) fanoutPhases(ctx context.Context) error {
 	if err := r.createNamespaces(ctx, []string{fanoutNamespace}); err != nil {
 		return err
@@ -25,33 +40,54 @@ func (r *run) fanoutPhases(ctx context.Context) error {
 		return err
 	}
 	targets := len(namespaces.Items) - 1 // all but the sources' own
-	sources := r.fanoutSources
-	mirrors, err := observe(r.cluster.watch.CoreV1().RESTClient(), r.kind, labelPrefix+"/namespace="+fanoutNamespace)
-	if err != nil {
-		return err
+	mirrors := make([]*observer, len(r.fanout))
+	for i, g := range r.fanout {
+		if mirrors[i], err = observe(r.cluster.watch.CoreV1().RESTClient(), g.kind, labelPrefix+"/namespace="+fanoutNamespace); err != nil {
+			return err
+		}
+		defer mirrors[i].close()
 	}
-	defer mirrors.close()
+	all := func(cond func(g fanoutGroup, mirrors *observer) bool) bool {
+		for i, g := range r.fanout {
+			if !cond(g, mirrors[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	// Each source records one Event when it first mirrors; new namespaces repeat that Event.
+	created, added := expect{writeCounts{}, 0}, expect{writeCounts{}, anyEvents}
+	for _, g := range r.fanout {
+		created.writes[g.kind.resource] += g.sources * targets
+		created.events += g.sources
+		added.writes[g.kind.resource] += g.sources * r.newNamespaces
+	}
+	sources := describeGroups(r.fanout)
 	steps := []phase{
-		{fmt.Sprintf("create %d sources × every namespace", sources), func(ctx context.Context) (time.Duration, time.Duration, error) {
+		{fmt.Sprintf("create %s × every namespace", sources), func(ctx context.Context) (time.Duration, time.Duration, error) {
 			start := time.Now()
-			for i := range sources {
-				source := r.kind.build(metav1.ObjectMeta{
-					Name: fmt.Sprintf("fan-%02d", i), Namespace: fanoutNamespace,
-					Labels:      map[string]string{labelPrefix + "/sync": "true"},
-					Annotations: map[string]string{annotationNamespaces: "*"},
-				}, r.secretSize, "v1")
-				if _, err := r.kind.create(ctx, r.admin(), source); err != nil {
-					return 0, 0, err
+			for _, g := range r.fanout {
+				for i := range g.sources {
+					source := g.kind.build(metav1.ObjectMeta{
+						Name: fmt.Sprintf("fan-%02d", i), Namespace: fanoutNamespace,
+						Labels:      map[string]string{labelPrefix + "/sync": "true"},
+						Annotations: map[string]string{annotationNamespaces: "*"},
+					}, r.secretSize, "v1")
+					if _, err := g.kind.create(ctx, r.admin(), source); err != nil {
+						return 0, 0, err
+					}
 				}
 			}
-			took, err := waitFor(ctx, start, "every mirror", func() bool { return mirrors.total() == sources*targets })
-			return took, 0, err
-		}, mirrorsOnly(r.kind, sources*targets, sources)},
-		{fmt.Sprintf("new namespace, %d sources (%d namespaces)", sources, r.newNamespaces), func(ctx context.Context) (time.Duration, time.Duration, error) {
-			return r.timeNewNamespaces(ctx, fanoutPrefix, func(namespace string) bool {
-				return mirrors.namespaceCount(namespace) == sources
+			took, err := waitFor(ctx, start, "every mirror", func() bool {
+				return all(func(g fanoutGroup, mirrors *observer) bool { return mirrors.total() == g.sources*targets })
 			})
-		}, mirrorsOnly(r.kind, sources*r.newNamespaces, anyEvents)},
+			return took, 0, err
+		}, created},
+		{fmt.Sprintf("new namespace, %s (%d namespaces)", sources, r.newNamespaces), func(ctx context.Context) (time.Duration, time.Duration, error) {
+			return r.timeNewNamespaces(ctx, fanoutPrefix, func(namespace string) bool {
+				return all(func(g fanoutGroup, mirrors *observer) bool { return mirrors.namespaceCount(namespace) == g.sources })
+			})
+		}, added},
 	}
 	for _, step := range steps {
 		m, err := r.measure(ctx, step)

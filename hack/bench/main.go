@@ -39,7 +39,8 @@ type settings struct {
 	rounds int
 	// newNamespaces is how many namespaces the new namespace phases create.
 	newNamespaces int
-	// fanoutSources is how many sources select every namespace in the fan-out phases; 0 skips them.
+	// fanoutSources is how many Secret sources select every namespace in the fan-out phases, at
+	// each size without unrelated Secrets; 0 skips them.
 	fanoutSources int
 }
 
@@ -107,8 +108,12 @@ func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
 	defer cancel()
 	var rows []row
 	runs := make([]*run, 0, len(ns)+1)
+	var fanout []fanoutGroup
+	if s.fanoutSources > 0 {
+		fanout = []fanoutGroup{{secretKind, s.fanoutSources}}
+	}
 	for _, n := range ns {
-		runs = append(runs, &run{settings: s, n: n, kind: secretKind})
+		runs = append(runs, &run{settings: s, n: n, kind: secretKind, fanout: fanout})
 	}
 	if unrelated > 0 {
 		runs = append(runs, &run{settings: s, n: ns[len(ns)-1], kind: secretKind, unrelated: unrelated})

@@ -117,11 +117,14 @@ type run struct {
 	settings
 	n         int
 	unrelated int
-	kind      kind
-	cluster   *benchCluster
-	mirrors   *observer
-	op        *operator
-	rows      []row
+	// kind is what the source of the create, update and delete phases is.
+	kind kind
+	// fanout are the sources of the fan-out phases; none skips them.
+	fanout  []fanoutGroup
+	cluster *benchCluster
+	mirrors *observer
+	op      *operator
+	rows    []row
 }
 
 func (r *run) label(phase string) string {
@@ -166,7 +169,7 @@ func (r *run) execute(ctx context.Context) error {
 	if err := r.operatorPhases(ctx, raw); err != nil {
 		return err
 	}
-	if r.unrelated == 0 && r.fanoutSources > 0 {
+	if len(r.fanout) > 0 {
 		return r.fanoutPhases(ctx)
 	}
 	return nil
