@@ -133,12 +133,19 @@ func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
 			failed = true
 			fmt.Printf("%s at N=%d: the operator wrote %s; expected %s\n", r.Phase, r.N, r.Writes, r.Expected)
 		}
+		for _, raw := range r.rawConcurrencies() {
+			if len(raw.OtherWrites) > 0 {
+				failed = true
+				fmt.Printf("raw %s at N=%d, %d at once: the API server counted writes besides the raw writer's: %s\n",
+					r.Phase, r.N, raw.Concurrency, raw.OtherWrites)
+			}
+		}
 	}
 	if err := writeJSON(jsonPath, s, rows); err != nil {
 		return err
 	}
 	if failed {
-		return fmt.Errorf("some phases did not cost the writes expected")
+		return fmt.Errorf("some phases' writes were not as expected")
 	}
 	return nil
 }

@@ -124,9 +124,14 @@ func TestFastestIsTheLowestMedian(t *testing.T) {
 	phase := func(c int, seconds float64) rawPhase {
 		return rawPhase{concurrency: c, took: time.Duration(seconds * float64(time.Second)), cpu: cpuSplit{APIServer: seconds}}
 	}
-	got := fastest([]rawPhase{phase(8, 3), phase(32, 1), phase(8, 2), phase(32, 9), phase(8, 4), phase(32, 5)}, []int{8, 32})
+	stray := phase(32, 5)
+	stray.others = writeCounts{"events": 1}
+	got := fastest([]rawPhase{phase(8, 3), phase(32, 1), phase(8, 2), phase(32, 9), phase(8, 4), stray}, []int{8, 32})
 	if got.Concurrency != 8 || got.Seconds != 3 || got.CPU.APIServer != 3 || len(got.ByConcurrency) != 2 || got.ByConcurrency[1].Seconds != 5 {
 		t.Fatalf("fastest = %+v, want 8 at once, 3 s (32 at once: 5 s)", got)
+	}
+	if got.ByConcurrency[0].OtherWrites != nil || !maps.Equal(got.ByConcurrency[1].OtherWrites, writeCounts{"events": 1}) {
+		t.Fatalf("other writes = %v and %v, want none at 8 and the stray Event at 32", got.ByConcurrency[0].OtherWrites, got.ByConcurrency[1].OtherWrites)
 	}
 	if fastest(nil, []int{8}) != nil {
 		t.Fatal("no raw rounds: want no raw result")

@@ -48,6 +48,13 @@ type row struct {
 	CPU cpuSplit `json:"cpu"`
 }
 
+func (r row) rawConcurrencies() []rawConcurrency {
+	if r.Raw == nil {
+		return nil
+	}
+	return r.Raw.ByConcurrency
+}
+
 // usage is what the operator process used in a phase: medians of the rounds for CPU, the
 // highest of the rounds for memory.
 type usage struct {

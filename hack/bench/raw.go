@@ -57,6 +57,9 @@ type rawPhase struct {
 	concurrency int
 	took        time.Duration
 	cpu         cpuSplit
+	// others are the writes the API server counted besides the raw writer's: none, unless the
+	// counting is wrong.
+	others writeCounts
 }
 
 // round makes one round of the writes at each concurrency and appends each phase's measures to
@@ -87,6 +90,10 @@ func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) err
 			}, func() bool { return w.observer.total() == 0 }},
 		}
 		for _, phase := range writes {
+			before, err := w.cluster.writes(ctx)
+			if err != nil {
+				return err
+			}
 			if err := w.settle(ctx); err != nil {
 				return err
 			}
@@ -98,7 +105,14 @@ func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) err
 			if err != nil {
 				return err
 			}
-			phases[phase.name] = append(phases[phase.name], rawPhase{concurrency: client.concurrency, took: took, cpu: controlPlaneCPU().minus(cpuBefore)})
+			cpu := controlPlaneCPU().minus(cpuBefore)
+			// The API server should have counted exactly the raw writer's writes, if whisperer is
+			// idle and the benchmark counts its own right.
+			after, err := w.cluster.writes(ctx)
+			if err != nil {
+				return err
+			}
+			phases[phase.name] = append(phases[phase.name], rawPhase{concurrency: client.concurrency, took: took, cpu: cpu, others: after.minus(before)})
 			fmt.Printf("  %-50s %8.3fs\n", fmt.Sprintf("raw %s, %d at once", phase.name, client.concurrency), took.Seconds())
 		}
 	}
@@ -124,6 +138,8 @@ type rawConcurrency struct {
 	Seconds      float64   `json:"seconds"`
 	RoundSeconds []float64 `json:"roundSeconds"`
 	CPU          cpuSplit  `json:"cpu"`
+	// OtherWrites are the writes besides the raw writer's in all rounds, which must be none.
+	OtherWrites writeCounts `json:"otherWrites,omitempty"`
 }
 
 // fastest makes the raw result of a phase from its rounds at every concurrency, in the order of
@@ -147,6 +163,14 @@ func fastest(phases []rawPhase, concurrencies []int) *rawResult {
 			RoundSeconds: mapped(rounds, func(p rawPhase) float64 { return p.took.Seconds() }),
 			CPU:          medianSplit(mapped(rounds, func(p rawPhase) cpuSplit { return p.cpu }))}
 		at.Seconds = median(at.RoundSeconds)
+		for _, round := range rounds {
+			for resource, n := range round.others {
+				if at.OtherWrites == nil {
+					at.OtherWrites = writeCounts{}
+				}
+				at.OtherWrites[resource] += n
+			}
+		}
 		result.ByConcurrency = append(result.ByConcurrency, at)
 		if result.Concurrency == 0 || at.Seconds < result.Seconds {
 			result.Seconds, result.Concurrency, result.CPU = at.Seconds, c, at.CPU
