@@ -11,25 +11,26 @@ package controllers
 //     mirrors (mirror.MirrorSelector) in a second cache of their own, since controller-runtime
 //     allows one selector per type and cache. An informer on every Secret of the cluster would
 //     hold every service account token and every Helm release.
-//   - No data: both caches replace an object's data by its digest and size (cachedContent), which
-//     is all that planning compares. A reconcile that writes reads the source's data with one
-//     GET; one that finds the mirrors in sync reads nothing. A tenant's 1 MiB Secrets cost the
-//     cache a few bytes each, refused or not.
-//   - No managedFields, and no kubectl last-applied annotation on sources (it holds their data
-//     again).
-//   - Namespaces as metadata only, without annotations, and without the kubernetes.io/metadata.name
+//   - Metadata only: the caches watch sources and mirrors as PartialObjectMetadata, so neither
+//     their data nor the decoding of it ever reaches whisperer through a watch, not even a
+//     tenant's 1 MiB Secrets, refused or not. What planning compares of their content, a digest
+//     of their data, is kept apart (contents), by resourceVersion: whisperer learns it from what
+//     it writes, and reads an object (a source with one GET, a source's mirrors with one paged
+//     LIST) only when its resourceVersion is one it has not seen, that is after someone else
+//     changed it, or after a restart.
+//   - No managedFields, and no kubectl last-applied annotation on sources (it holds their data).
+//   - Namespaces as metadata too, without annotations, and without the kubernetes.io/metadata.name
 //     label, which mirror.Namespace.LabelSet puts back.
 //
-// Reconciles read the informers' stores directly (mirrorStore, namespaceStore) rather than
-// through the cache's List, which would copy every namespace and mirror of a 10,000-namespace
-// cluster into a new slice for each reconcile. The stores' objects are shared with the cache:
-// read them, never modify them.
+// Reconciles read the informers' stores directly (mirrorStore, namespaceStore, sourceStore) rather
+// than through the cache's List, which would copy every namespace and mirror of a
+// 10,000-namespace cluster into a new slice for each reconcile. The stores' objects are shared
+// with the cache: read them, never modify them.
 
 import (
 	"context"
 	"fmt"
 	"maps"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,14 +41,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/whisperer-operator/whisperer/internal/mirror"
-)
-
-// Where a cached object keeps what the cache took out of it. The keys are not valid label keys
-// (two slashes), so no object from the API server can carry them, and the API server would
-// refuse a write that did; buildMirror and updatedMirror never send them.
-const (
-	cachedDigestKey = "whisperer.cache//data-sha256"
-	cachedSizeKey   = "whisperer.cache//data-size"
 )
 
 const (
@@ -67,7 +60,7 @@ func CacheOptions(kinds ...Kind) cache.Options {
 		&corev1.Namespace{}: {Transform: slimNamespace},
 	}
 	for _, k := range kinds {
-		byObject[k.newObject()] = cache.ByObject{Label: mirror.SourceSelector(), Transform: slimSource(k)}
+		byObject[k.newObject()] = cache.ByObject{Label: mirror.SourceSelector(), Transform: slimSource}
 	}
 	return cache.Options{
 		ReaderFailOnMissingInformer: true,
@@ -84,7 +77,7 @@ func newMirrorCache(mgr ctrl.Manager, k Kind) (cache.Cache, error) {
 		Mapper:                      mgr.GetRESTMapper(),
 		ReaderFailOnMissingInformer: true,
 		ByObject: map[client.Object]cache.ByObject{
-			k.newObject(): {Label: mirror.MirrorSelector(), Transform: slimMirror(k)},
+			k.newObject(): {Label: mirror.MirrorSelector(), Transform: stripManagedFields},
 		},
 	})
 	if err != nil {
@@ -104,72 +97,17 @@ func (c startedWithCaches) GetCache() cache.Cache { return c.Cache }
 
 var stripManagedFields = cache.TransformStripManagedFields()
 
-// slimSource is the source cache's transform: no managedFields, no kubectl copy, no data.
-func slimSource(k Kind) toolscache.TransformFunc {
-	return func(obj any) (any, error) {
-		obj, err := stripManagedFields(obj)
-		if o, ok := obj.(client.Object); ok {
-			if annotations := o.GetAnnotations(); annotations[corev1.LastAppliedConfigAnnotation] != "" {
-				annotations = maps.Clone(annotations)
-				delete(annotations, corev1.LastAppliedConfigAnnotation)
-				o.SetAnnotations(annotations)
-			}
-			digestData(k, o)
+// slimSource is the source cache's transform: no managedFields, no kubectl copy of the data.
+func slimSource(obj any) (any, error) {
+	obj, err := stripManagedFields(obj)
+	if o, ok := obj.(client.Object); ok {
+		if annotations := o.GetAnnotations(); annotations[corev1.LastAppliedConfigAnnotation] != "" {
+			annotations = maps.Clone(annotations)
+			delete(annotations, corev1.LastAppliedConfigAnnotation)
+			o.SetAnnotations(annotations)
 		}
-		return obj, err
 	}
-}
-
-// slimMirror is the mirror cache's transform: no managedFields, no data.
-func slimMirror(k Kind) toolscache.TransformFunc {
-	return func(obj any) (any, error) {
-		obj, err := stripManagedFields(obj)
-		if o, ok := obj.(client.Object); ok {
-			digestData(k, o)
-		}
-		return obj, err
-	}
-}
-
-// digestData replaces obj's data by its digest and size, kept among its labels. A transform may
-// run twice on an object: the second time finds the digest and leaves it.
-func digestData(k Kind, obj client.Object) {
-	labels := obj.GetLabels()
-	if _, done := labels[cachedDigestKey]; done {
-		return
-	}
-	content := contentOf(k, obj)
-	labels = maps.Clone(labels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels[cachedDigestKey], labels[cachedSizeKey] = content.Digest, strconv.Itoa(content.Size)
-	obj.SetLabels(labels)
-	k.dropData(obj)
-}
-
-// cachedContent summarises the content of obj, from the digest the cache left in it or, for an
-// object read live, from its data.
-func cachedContent(k Kind, obj client.Object) mirror.Content {
-	labels := obj.GetLabels()
-	digest, cached := labels[cachedDigestKey]
-	if !cached {
-		return contentOf(k, obj)
-	}
-	typ, immutable := k.shape(obj)
-	size, _ := strconv.Atoi(labels[cachedSizeKey])
-	return mirror.Content{Type: typ, Immutable: immutable, Digest: digest, Size: size}
-}
-
-// withoutCacheKeys returns labels without the keys the cache added.
-func withoutCacheKeys(labels map[string]string) map[string]string {
-	if _, cached := labels[cachedDigestKey]; !cached {
-		return labels
-	}
-	labels = maps.Clone(labels)
-	delete(labels, cachedDigestKey)
-	delete(labels, cachedSizeKey)
-	return labels
+	return obj, err
 }
 
 // slimNamespace keeps of a namespace its name, labels and deletion timestamp: the namespace
@@ -196,7 +134,7 @@ type mirrorStore struct{ indexer toolscache.Indexer }
 // newMirrorStore indexes the mirror cache's informer by source. controller-runtime's own
 // indexes (by namespace) stay, so that the cache's List(InNamespace) keeps working.
 func newMirrorStore(ctx context.Context, mirrors cache.Cache, k Kind) (mirrorStore, error) {
-	informer, err := sharedInformer(ctx, mirrors, k.newObject())
+	informer, err := sharedInformer(ctx, mirrors, metadataObject(k))
 	if err != nil {
 		return mirrorStore{}, err
 	}
@@ -235,7 +173,7 @@ func (s mirrorStore) ofSource(source types.NamespacedName) ([]metav1.Object, err
 type sourceStore struct{ indexer toolscache.Indexer }
 
 func newSourceStore(ctx context.Context, c cache.Cache, k Kind) (sourceStore, error) {
-	informer, err := sharedInformer(ctx, c, k.newObject())
+	informer, err := sharedInformer(ctx, c, metadataObject(k))
 	if err != nil {
 		return sourceStore{}, err
 	}

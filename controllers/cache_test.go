@@ -6,45 +6,24 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/whisperer-operator/whisperer/internal/mirror"
 )
 
-func TestCachedContentComparesLikeTheFullObject(t *testing.T) {
+func TestContentDigestTellsDataApart(t *testing.T) {
 	secret := func(data map[string][]byte) *corev1.Secret {
-		return &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "n", Labels: map[string]string{"app": "x"}},
-			Type:       corev1.SecretTypeDockerConfigJson, Data: data,
-		}
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "n"}, Type: corev1.SecretTypeDockerConfigJson, Data: data}
 	}
-	cache := func(s *corev1.Secret) *corev1.Secret {
-		obj, err := slimMirror(Secrets)(s.DeepCopy())
-		if err != nil {
-			t.Fatal(err)
-		}
-		again, _ := slimMirror(Secrets)(obj) // a transform may run twice
-		return again.(*corev1.Secret)
-	}
-	base := map[string][]byte{"a": []byte("bc"), "d": nil}
-	full := secret(base)
-	cached := cache(full)
-	if cached.Data != nil {
-		t.Errorf("the cached object keeps its data: %v", cached.Data)
-	}
-	if cached.Labels["app"] != "x" {
-		t.Errorf("labels of the cached object %v; want the object's own kept", cached.Labels)
-	}
-	if got, want := cachedContent(Secrets, cached), contentOf(Secrets, full); got != want {
-		t.Errorf("cached content %+v, want the full object's %+v", got, want)
-	}
-	if got := cachedContent(Secrets, cached).Size; got != len("a")+len("bc")+len("d") {
-		t.Errorf("size %d, want the bytes of the keys and values, 4", got)
+	base := contentOf(Secrets, secret(map[string][]byte{"a": []byte("bc"), "d": nil}))
+	if base.Type != string(corev1.SecretTypeDockerConfigJson) || base.Size != len("a")+len("bc")+len("d") {
+		t.Errorf("content %+v: want the type, and the bytes of the keys and values as the size", base)
 	}
 	for name, data := range map[string]map[string][]byte{
 		"a byte moved from a value to a key": {"ab": []byte("c"), "d": nil},
 		"a key removed":                      {"a": []byte("bc")},
 		"empty value and missing key differ": {"a": []byte("bc"), "d": nil, "e": {}},
 	} {
-		if cachedContent(Secrets, cache(secret(data))).Digest == cachedContent(Secrets, cached).Digest {
+		if contentOf(Secrets, secret(data)).Digest == base.Digest {
 			t.Errorf("%s: same digest as the original", name)
 		}
 	}
@@ -53,15 +32,40 @@ func TestCachedContentComparesLikeTheFullObject(t *testing.T) {
 	}
 }
 
-func TestCacheKeysAreNoValidLabelKeys(t *testing.T) {
-	for _, key := range []string{cachedDigestKey, cachedSizeKey} {
-		if len(validation.IsQualifiedName(key)) == 0 {
-			t.Errorf("%q is a valid label key: the API server could hand one to the cache, and would store it if sent", key)
-		}
+func TestContentIsKnownAtOneResourceVersion(t *testing.T) {
+	c := newContents()
+	written := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "n", Name: "s", ResourceVersion: "2"}}
+	c.set(written, mirror.Content{Digest: "d"})
+	if got, known := c.of(written); !known || got.Digest != "d" {
+		t.Errorf("content at the resourceVersion written: %+v, known %v", got, known)
 	}
-	labels := map[string]string{"app": "x", cachedDigestKey: "d", cachedSizeKey: "1"}
-	if got := withoutCacheKeys(labels); !maps.Equal(got, map[string]string{"app": "x"}) || len(labels) != 3 {
-		t.Errorf("withoutCacheKeys = %v (and the original is now %v); want the object's own labels, the original untouched", got, labels)
+	edited := written.DeepCopy()
+	edited.ResourceVersion = "3"
+	if _, known := c.of(edited); known {
+		t.Error("the content of a mirror changed since it was written is known: a hand edit would go unseen")
+	}
+	c.forget(written)
+	if _, known := c.of(written); known {
+		t.Error("the content of a deleted mirror is still known")
+	}
+}
+
+func TestMetadataOfKeepsNoData(t *testing.T) {
+	live := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "n", ResourceVersion: "7", Labels: map[string]string{"a": "b"},
+			Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{"k":"c2VjcmV0"}}`, "keep": "me"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
+		Data: map[string][]byte{"k": []byte("secret")},
+	}
+	m := metadataOf(Secrets, live)
+	if m.ResourceVersion != "7" || m.Labels["a"] != "b" || m.Annotations["keep"] != "me" || m.Kind != "Secret" {
+		t.Errorf("metadata %+v: want the object's own", m)
+	}
+	if _, ok := m.Annotations[corev1.LastAppliedConfigAnnotation]; ok || m.ManagedFields != nil {
+		t.Error("the metadata keeps kubectl's copy of the data, or managedFields")
+	}
+	if live.Annotations[corev1.LastAppliedConfigAnnotation] == "" {
+		t.Error("metadataOf modified the object it read")
 	}
 }
 

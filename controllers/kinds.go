@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -21,12 +22,11 @@ type Kind interface {
 	kind() mirror.Kind
 	resource() schema.GroupVersionResource
 	newObject() client.Object
+	newList() client.ObjectList
 	// shape returns obj's type (empty for kinds that have none) and immutability.
 	shape(obj client.Object) (typ string, immutable bool)
 	// hashData feeds obj's data to d.
 	hashData(obj client.Object, d *digester)
-	// dropData removes obj's data, once the cache has taken its digest.
-	dropData(obj client.Object)
 	// copyContent gives dst, which it modifies, the content of src.
 	copyContent(dst, src client.Object)
 }
@@ -44,6 +44,8 @@ func (secretKind) resource() schema.GroupVersionResource {
 
 func (secretKind) newObject() client.Object { return &corev1.Secret{} }
 
+func (secretKind) newList() client.ObjectList { return &corev1.SecretList{} }
+
 func (secretKind) shape(obj client.Object) (string, bool) {
 	s := obj.(*corev1.Secret)
 	return string(s.Type), isTrue(s.Immutable)
@@ -51,14 +53,24 @@ func (secretKind) shape(obj client.Object) (string, bool) {
 
 func (secretKind) hashData(obj client.Object, d *digester) { d.bytes(obj.(*corev1.Secret).Data) }
 
-func (secretKind) dropData(obj client.Object) { obj.(*corev1.Secret).Data = nil }
-
 func (secretKind) copyContent(dst, src client.Object) {
 	d, s := dst.(*corev1.Secret), src.(*corev1.Secret)
 	d.Type, d.Data, d.Immutable = s.Type, maps.Clone(s.Data), s.Immutable
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
+
+// metadataObject returns an empty object of k's metadata alone, as the caches hold them.
+func metadataObject(k Kind) *metav1.PartialObjectMetadata {
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(k.resource().GroupVersion().WithKind(string(k.kind())))
+	return obj
+}
+
+// objectMeta returns the ObjectMeta of obj, a typed object or a PartialObjectMetadata.
+func objectMeta(obj metav1.Object) *metav1.ObjectMeta {
+	return obj.(metav1.ObjectMetaAccessor).GetObjectMeta().(*metav1.ObjectMeta)
+}
 
 // contentOf summarises the content of obj, which holds its data: read live, not from a cache.
 func contentOf(k Kind, obj client.Object) mirror.Content {

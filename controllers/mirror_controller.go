@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,6 +46,7 @@ type MirrorReconciler struct {
 	mirrors      mirrorStore
 	namespaces   namespaceStore
 	parsed       *parsedSources
+	contents     *contents
 	expectations *expectations
 	conflicts    *conflicts
 	events       *eventRecorder
@@ -69,12 +69,13 @@ func (r *MirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 		span.SetAttributes(attrOutcome.String("awaiting-cache"))
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	state, err := r.observe(ctx, key)
+	seen, err := r.observe(ctx, key)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	state := seen.state
 	plan := mirror.Plan(state)
-	o := r.write(ctx, state, plan.Actions)
+	o := r.write(ctx, seen, plan.Actions)
 	r.conflicts.set(key, o.conflicts)
 	if state.Source == nil {
 		r.forget(key)
@@ -88,37 +89,65 @@ func (r *MirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 	if err := o.err(); err != nil {
 		return ctrl.Result{}, fmt.Errorf("writing mirrors of %s: %w", key, err)
 	}
-	return r.requeue(state, o), nil
+	return r.requeue(state, plan, o), nil
 }
 
-// observe reads, from the caches, everything planning needs for one source.
-func (r *MirrorReconciler) observe(ctx context.Context, key types.NamespacedName) (mirror.State, error) {
-	state := mirror.State{Kind: r.Kind.kind(), Key: key, Policy: r.Policy, ContentOf: r.cachedContent}
-	obj := r.Kind.newObject()
-	switch err := r.Client.Get(ctx, key, obj); {
+// observation is what a reconcile knows of its source.
+type observation struct {
+	state mirror.State
+	// live is the source as read with its data, when observing it had to read it.
+	live client.Object
+}
+
+// observe reads everything planning needs for one source: from the caches, and what they do not
+// hold, the content of the source and of its mirrors, when it is not known yet.
+func (r *MirrorReconciler) observe(ctx context.Context, key types.NamespacedName) (observation, error) {
+	seen := observation{state: mirror.State{Kind: r.Kind.kind(), Key: key, Policy: r.Policy, ContentOf: r.contents.of}}
+	cached := metadataObject(r.Kind)
+	switch err := r.Client.Get(ctx, key, cached); {
 	case apierrors.IsNotFound(err):
 		// Deleted, or no longer labelled for sync: it leaves the source cache either way.
 	case err != nil:
-		return state, fmt.Errorf("reading source: %w", err)
-	case mirror.IsSource(obj):
-		state.Source, _ = r.parsed.get(obj)
+		return seen, fmt.Errorf("reading source: %w", err)
+	case mirror.IsSource(cached):
+		source, contentKnown, _ := r.parsed.get(cached)
+		if !contentKnown {
+			if seen.live, err = r.readSource(ctx, key); err != nil || seen.live == nil {
+				break
+			}
+			source = r.parsed.learn(seen.live)
+		}
+		seen.state.Source = source
 	}
-	state.Namespaces = r.namespaces.list()
+	seen.state.Namespaces = r.namespaces.list()
 	var err error
-	state.Mirrors, err = r.mirrors.ofSource(key)
-	return state, err
+	if seen.state.Mirrors, err = r.mirrors.ofSource(key); err != nil {
+		return seen, err
+	}
+	return seen, r.learnMirrors(ctx, seen.state)
 }
 
-func (r *MirrorReconciler) cachedContent(obj metav1.Object) mirror.Content {
-	return cachedContent(r.Kind, obj.(client.Object))
+// readSource reads a source with its data. It returns nil when there is no such source any
+// more: the cache has yet to see it go.
+func (r *MirrorReconciler) readSource(ctx context.Context, key types.NamespacedName) (client.Object, error) {
+	live := r.Kind.newObject()
+	switch err := r.APIReader.Get(ctx, key, live); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading the source: %w", err)
+	case !mirror.IsSource(live):
+		return nil, nil
+	}
+	return live, nil
 }
 
 // requeue says when to look at a source again without an event: soon when it changed while its
-// writes were planned, at the conflict retry interval while it is blocked, and at the resync
-// period otherwise.
-func (r *MirrorReconciler) requeue(state mirror.State, o *outcome) ctrl.Result {
+// writes were planned or a mirror's content could not be read, at the conflict retry interval
+// while it is blocked, and at the resync period otherwise.
+func (r *MirrorReconciler) requeue(state mirror.State, plan mirror.Result, o *outcome) ctrl.Result {
 	switch {
-	case o.stale:
+	case o.stale || plan.Unknown > 0:
 		return ctrl.Result{RequeueAfter: time.Second}
 	case len(o.conflicts) > 0 && r.ConflictRetryInterval > 0:
 		return ctrl.Result{RequeueAfter: jitter(r.ConflictRetryInterval)}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/metadata"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -54,9 +55,9 @@ func (r *MirrorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(controllerName(r.Kind)).
-		For(r.Kind.newObject()).
-		Watches(r.Kind.newObject(), r.competitorsOnDelete()).
-		WatchesRawSource(source.Kind(mirrorCache, r.Kind.newObject(), r.mirrorEvents())).
+		For(r.Kind.newObject(), builder.OnlyMetadata).
+		Watches(r.Kind.newObject(), r.competitorsOnDelete(), builder.OnlyMetadata).
+		WatchesRawSource(source.Kind(mirrorCache, client.Object(metadataObject(r.Kind)), r.mirrorEvents())).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceToSources),
 			builder.WithPredicates(namespaceAppearedOrRelabelled())).
 		WatchesRawSource(source.Channel(released, &handler.EnqueueRequestForObject{})).
@@ -71,6 +72,7 @@ func (r *MirrorReconciler) setupState(mgr ctrl.Manager) error {
 		return fmt.Errorf("naming this replica in Events: %w", err)
 	}
 	r.parsed = newParsedSources(r.Kind, r.Policy)
+	r.contents = newContents()
 	r.expectations = newExpectations()
 	r.events = newEventRecorder(mgr.GetClient(), mgr.GetAPIReader(), r.Kind.kind(), instance)
 	r.stats = newStats()

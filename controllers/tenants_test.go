@@ -167,19 +167,20 @@ func TestNamespaceEventsParseNothingAndSkipRefusedSources(t *testing.T) {
 		}
 	}
 	r := &MirrorReconciler{Kind: Secrets, sources: sourceStore{indexer: store}, parsed: newParsedSources(Secrets, mirror.Policy{})}
-	parsed, _ := r.parsed.get(everywhere)
+	r.parsed.learn(token) // its first reconcile read it, and found it refused
+	parsed, _, _ := r.parsed.get(everywhere)
 	for range 3 {
 		requests := r.namespaceToSources(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}})
 		if len(requests) != 1 || requests[0].Name != "everywhere" {
 			t.Errorf("a new namespace reconciles %v, want the source that asks for every namespace, and not the refused token", requests)
 		}
 	}
-	if again, _ := r.parsed.get(everywhere); again != parsed {
+	if again, _, _ := r.parsed.get(everywhere); again != parsed {
 		t.Error("namespace events parsed a source again, though it did not change")
 	}
 	changed := everywhere.DeepCopy()
 	changed.ResourceVersion = "10"
-	if again, _ := r.parsed.get(changed); again == parsed {
+	if again, _, _ := r.parsed.get(changed); again == parsed {
 		t.Error("a changed source was not parsed again")
 	}
 }

@@ -40,6 +40,7 @@ func (r *MirrorReconciler) mirrorEvents() handler.EventHandler {
 		},
 		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q queue) {
 			r.expectations.observe(e.Object, true)
+			r.contents.forget(e.Object)
 			enqueueClaimedSource(e.Object, q)
 			r.enqueueCompetitors(e.Object, q)
 		},
@@ -85,7 +86,8 @@ func (r *MirrorReconciler) enqueueCompetitors(gone client.Object, q queue) {
 }
 
 // namespaceToSources maps a new or relabelled namespace to the sources that ask for it, from
-// what was parsed of each source when it last changed; refused sources ask for nothing. A
+// what was parsed of each source when it last changed; refused sources ask for nothing. It reads
+// nothing: a source whose content is not known yet is refused only if its metadata says so. A
 // relabelling is mapped twice, before and after (EnqueueRequestsFromMapFunc), so the sources
 // that no longer ask for it are reconciled too, and remove their mirrors. A mirror in a
 // namespace that its source never asked for reaches the source through the mirror watch.
@@ -96,7 +98,7 @@ func (r *MirrorReconciler) namespaceToSources(_ context.Context, obj client.Obje
 		if cached.GetNamespace() == namespace.Name {
 			continue
 		}
-		if source, refused := r.parsed.get(cached); !refused && source.Targets.Matches(namespace) {
+		if source, _, refused := r.parsed.get(cached); !refused && source.Targets.Matches(namespace) {
 			requests = append(requests, reconcile.Request{NamespacedName: source.Key()})
 		}
 	}

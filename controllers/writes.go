@@ -108,12 +108,12 @@ type writing struct {
 // not stop the others: every mirror that can converge does. The workers live for the whole
 // reconcile rather than one goroutine per write: each write goes deep into the HTTP client, and a
 // new goroutine would grow its stack to that depth every time.
-func (r *MirrorReconciler) write(ctx context.Context, state mirror.State, actions []mirror.Action) *outcome {
+func (r *MirrorReconciler) write(ctx context.Context, seen observation, actions []mirror.Action) *outcome {
 	o := &outcome{}
-	w := &writing{state: state}
-	if needsContent(actions) {
+	w := &writing{state: seen.state, source: seen.live}
+	if w.source == nil && needsContent(actions) {
 		var err error
-		if w.source, err = r.liveSource(ctx, state.Source); err != nil {
+		if w.source, err = r.liveSource(ctx, seen.state.Source); err != nil {
 			o.add("", unchanged, err)
 			return o
 		}
@@ -215,9 +215,9 @@ func (r *MirrorReconciler) writeOne(ctx context.Context, w *writing, action mirr
 		}
 		return r.create(ctx, w, desired)
 	case mirror.Update:
-		return r.update(ctx, r.updatedMirror(key, w.source, action.Existing))
+		return r.update(ctx, w, r.updatedMirror(key, w.source, action.Existing))
 	case mirror.Recreate:
-		return r.recreate(ctx, action.Existing, r.buildMirror(key, w.source, action.Namespace))
+		return r.recreate(ctx, w, action.Existing, r.buildMirror(key, w.source, action.Namespace))
 	case mirror.Delete:
 		return r.delete(ctx, action.Existing)
 	}
@@ -240,8 +240,9 @@ func (r *MirrorReconciler) buildMirror(key types.NamespacedName, source client.O
 // source's content and the mirror labels, and the labels and annotations others added. existing
 // may be shared with the cache: it is copied, not modified.
 func (r *MirrorReconciler) updatedMirror(key types.NamespacedName, source client.Object, existing metav1.Object) client.Object {
-	m := existing.(client.Object).DeepCopyObject().(client.Object)
-	labels, annotations := mirror.MirrorMetadata(key, withoutCacheKeys(m.GetLabels()), m.GetAnnotations())
+	m := r.Kind.newObject()
+	objectMeta(existing).DeepCopyInto(objectMeta(m))
+	labels, annotations := mirror.MirrorMetadata(key, m.GetLabels(), m.GetAnnotations())
 	m.SetLabels(labels)
 	m.SetAnnotations(annotations)
 	r.Kind.copyContent(m, source)
@@ -251,7 +252,7 @@ func (r *MirrorReconciler) updatedMirror(key types.NamespacedName, source client
 // create creates a mirror. When an object of that name is already there, it is either a mirror
 // of this source missing from the cache (repaired) or someone else's (a conflict, left alone).
 func (r *MirrorReconciler) create(ctx context.Context, w *writing, desired client.Object) (writeResult, error) {
-	res, err := r.createMirror(ctx, desired)
+	res, err := r.createMirror(ctx, w, desired)
 	if apierrors.IsAlreadyExists(err) {
 		return r.repairOrReport(ctx, w, desired)
 	}
@@ -266,26 +267,29 @@ func (r *MirrorReconciler) repairOrReport(ctx context.Context, w *writing, desir
 	err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(desired), live)
 	switch {
 	case apierrors.IsNotFound(err):
-		return r.createMirror(ctx, desired)
+		return r.createMirror(ctx, w, desired)
 	case err != nil:
 		return unchanged, fmt.Errorf("reading the object that holds the mirror's name in %s: %w", desired.GetNamespace(), err)
 	case !mirror.OwnedBy(live, w.state.Key) || live.GetDeletionTimestamp() != nil:
 		return conflict, nil
 	}
-	switch mirror.Diff(w.state.Source, live, contentOf(r.Kind, live)) {
+	content := contentOf(r.Kind, live)
+	r.contents.set(live, content)
+	switch mirror.Diff(w.state.Source, live, content) {
 	case mirror.Update:
-		return r.update(ctx, r.updatedMirror(w.state.Key, w.source, live))
+		return r.update(ctx, w, r.updatedMirror(w.state.Key, w.source, live))
 	case mirror.Recreate:
-		return r.recreate(ctx, live, desired)
+		return r.recreate(ctx, w, live, desired)
 	}
 	return unchanged, nil
 }
 
 // createMirror creates desired, which is no error when its namespace went away meanwhile.
-func (r *MirrorReconciler) createMirror(ctx context.Context, desired client.Object) (writeResult, error) {
+func (r *MirrorReconciler) createMirror(ctx context.Context, w *writing, desired client.Object) (writeResult, error) {
 	err := r.Client.Create(ctx, desired, client.FieldOwner(FieldOwner))
 	switch {
 	case err == nil:
+		r.wrote(w, desired)
 		return created, nil
 	case namespaceGone(err):
 		return unchanged, nil
@@ -293,7 +297,7 @@ func (r *MirrorReconciler) createMirror(ctx context.Context, desired client.Obje
 	return unchanged, fmt.Errorf("creating mirror in %s: %w", desired.GetNamespace(), err)
 }
 
-func (r *MirrorReconciler) update(ctx context.Context, desired client.Object) (writeResult, error) {
+func (r *MirrorReconciler) update(ctx context.Context, w *writing, desired client.Object) (writeResult, error) {
 	// desired carries the resourceVersion that was checked for ownership: if the object changed
 	// since, the update fails with a conflict and the next reconcile looks again.
 	if err := r.Client.Update(ctx, desired, client.FieldOwner(FieldOwner)); err != nil {
@@ -302,15 +306,22 @@ func (r *MirrorReconciler) update(ctx context.Context, desired client.Object) (w
 		}
 		return unchanged, fmt.Errorf("updating mirror in %s: %w", desired.GetNamespace(), err)
 	}
+	r.wrote(w, desired)
 	return updated, nil
 }
 
+// wrote records the content of a mirror just written, at the resourceVersion the write gave it:
+// it is the source's, and the next reconcile need not read it back.
+func (r *MirrorReconciler) wrote(w *writing, written client.Object) {
+	r.contents.set(written, w.state.Source.Content)
+}
+
 // recreate replaces a mirror whose type or immutability cannot change in place.
-func (r *MirrorReconciler) recreate(ctx context.Context, existing metav1.Object, desired client.Object) (writeResult, error) {
+func (r *MirrorReconciler) recreate(ctx context.Context, w *writing, existing metav1.Object, desired client.Object) (writeResult, error) {
 	if _, err := r.delete(ctx, existing); err != nil {
 		return unchanged, err
 	}
-	if res, err := r.createMirror(ctx, desired); res != created {
+	if res, err := r.createMirror(ctx, w, desired); res != created {
 		return res, err
 	}
 	return updated, nil

@@ -16,7 +16,13 @@ type cached struct {
 	content Content
 }
 
-func contentOf(obj metav1.Object) Content { return obj.(*cached).content }
+func contentOf(obj metav1.Object) (Content, bool) {
+	c := obj.(*cached)
+	return c.content, c.content != unknown
+}
+
+// unknown is the content of a mirror whose content the controller does not know.
+var unknown = Content{Digest: "unknown"}
 
 var opaque = Content{Type: string(corev1.SecretTypeOpaque), Digest: "digest-1", Size: 6}
 

@@ -44,8 +44,9 @@ type State struct {
 	Namespaces []Namespace
 	// Mirrors lists the objects that claim Key (see SourceOf); Plan only acts on those OwnedBy it.
 	Mirrors []metav1.Object
-	// ContentOf summarises the content of a mirror.
-	ContentOf func(metav1.Object) Content
+	// ContentOf summarises the content of a mirror, as it is at its resourceVersion, and reports
+	// whether it is known.
+	ContentOf func(metav1.Object) (Content, bool)
 }
 
 // Result is what Plan decided for one source.
@@ -62,12 +63,15 @@ type Result struct {
 	// NotAllowed counts the namespaces the source asks for that may not have its mirror: those
 	// the policy excludes, or all of them when the source is refused.
 	NotAllowed int
+	// Unknown counts the wanted mirrors whose content is not known: nothing is planned for them.
+	Unknown int
 }
 
 // Plan returns the writes that take the mirrors of s.Key to exactly what the source asks for and
 // the policy allows. It is level-based: it does not matter which event led here, or what happened
 // while whisperer was down. A mirror that is being deleted counts as gone: its namespace gets a
-// new mirror once the deletion has ended, which raises an event of its own.
+// new mirror once the deletion has ended, which raises an event of its own. A wanted mirror whose
+// content is not known is left as it is (Result.Unknown): the caller learns it and plans again.
 func Plan(s State) Result {
 	var r Result
 	if s.Source != nil {
@@ -97,7 +101,10 @@ func Plan(s State) Result {
 		case !wanted[namespace]:
 			r.Actions = append(r.Actions, Action{Kind: Delete, Namespace: namespace, Existing: existing})
 		default:
-			if kind := diff(owner, s.Source, existing, s.ContentOf(existing)); kind != "" {
+			content, known := s.ContentOf(existing)
+			if !known {
+				r.Unknown++
+			} else if kind := diff(owner, s.Source, existing, content); kind != "" {
 				r.Actions = append(r.Actions, Action{Kind: kind, Namespace: namespace, Existing: existing})
 			}
 		}

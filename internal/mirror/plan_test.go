@@ -22,6 +22,7 @@ func TestPlan(t *testing.T) {
 		// wantRefusal is a part of the refusal; empty means not refused.
 		wantRefusal string
 		wantWanted  int
+		wantUnknown int
 	}{
 		{
 			name:   "new source is mirrored into the listed namespaces that exist",
@@ -66,6 +67,12 @@ func TestPlan(t *testing.T) {
 			name:   "a mirror being deleted counts as gone: no write, no wait, whether wanted or not",
 			source: source("target"), ns: namespaces("source", "target", "other"),
 			mirrors: []*cached{mirrorIn("target", deleting), mirrorIn("other", deleting)}, wantWanted: 1,
+		},
+		{
+			name:   "a wanted mirror whose content is not known is left as it is; an unwanted one is deleted",
+			source: source("target"), ns: namespaces("source", "target", "other"),
+			mirrors: []*cached{mirrorIn("target", func(m *cached) { m.content = unknown }), mirrorIn("other", func(m *cached) { m.content = unknown })},
+			want:    []string{"delete/other"}, wantWanted: 1, wantUnknown: 1,
 		},
 		{
 			name:   "hand-edited data is reverted",
@@ -182,8 +189,8 @@ func TestPlan(t *testing.T) {
 			if (r.Refusal == "") != (tt.wantRefusal == "") || !strings.Contains(r.Refusal, tt.wantRefusal) {
 				t.Errorf("refusal = %q, want one containing %q", r.Refusal, tt.wantRefusal)
 			}
-			if r.Wanted != tt.wantWanted {
-				t.Errorf("wanted = %d, want %d", r.Wanted, tt.wantWanted)
+			if r.Wanted != tt.wantWanted || r.Unknown != tt.wantUnknown {
+				t.Errorf("wanted = %d, unknown = %d; want %d and %d", r.Wanted, r.Unknown, tt.wantWanted, tt.wantUnknown)
 			}
 		})
 	}

@@ -360,6 +360,8 @@ type operator struct {
 	exited  chan struct{}
 	metrics string
 	logPath string
+	// pprof is the base URL of its pprof endpoint, when it serves one.
+	pprof string
 }
 
 // startOperator runs bin/whisperer as a new user named whisperer-<name> in system:masters,
