@@ -60,7 +60,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: verify
-verify: manifests image-check ## Fail if the code is not gofmt-clean, generated files are not up to date or an image would not build.
+verify: manifests image-check ## Fail if the code is not gofmt-clean, generated files (RBAC, bundle, catalog, chart) are not up to date, the chart drifts from config/, or an image would not build.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@git diff --exit-code -- config/rbac/role.yaml || { echo "config/rbac/role.yaml is not what 'make manifests' generates: run it and commit the result"; exit 1; }
 	go vet ./...
@@ -193,6 +193,44 @@ test-olm: build $(CONTROL_PLANE) $(K8S_ASSETS)/kube-scheduler $(OPM) $(OLM_OPERA
 # CI (.ci/run, make test-all) runs these after the other tests.
 test-all: bundle-validate catalog-validate test-olm
 
+##@ Helm (the chart in charts/whisperer, its package and its tests; docs/helm.md)
+
+CHART := charts/whisperer
+# What the chart shares with config/: make chart copies these into $(CHART)/files/, where its
+# templates read them. The chart's version and appVersion are VERSION.
+CHART_SHARED := rbac/role.yaml rbac/leader_election_role.yaml rbac/metrics_auth_role.yaml \
+	rbac/metrics_reader_role.yaml prometheus/alerts.yaml
+HELM ?= $(LOCALBIN)/helm
+HELM_PACKAGE_DIR ?= .local/charts
+HELM_PACKAGE := $(HELM_PACKAGE_DIR)/whisperer-$(VERSION).tgz
+
+# $(call chart-sync,DIR): write into the chart in DIR what it shares with config/, and VERSION.
+define chart-sync
+	for f in $(CHART_SHARED); do \
+		mkdir -p $(1)/files/$$(dirname $$f) && \
+		{ echo "# Copied from config/$$f by make chart: edit that file, then run make chart."; cat config/$$f; } > $(1)/files/$$f; \
+	done
+	sed -i -E 's/^version: .*/version: $(VERSION)/; s/^appVersion: .*/appVersion: "$(VERSION)"/' $(1)/Chart.yaml
+endef
+
+.PHONY: chart
+chart: manifests ## Update charts/whisperer from config/ (RBAC rules, alerts) and VERSION (version, appVersion).
+	$(call chart-sync,$(CHART))
+
+.PHONY: chart-check
+chart-check: ## Fail if charts/whisperer is not what make chart writes, or differs from config/default, or has a lint warning (hack/helm).
+	rm -rf .local/chart-check && mkdir -p .local/chart-check && cp -r $(CHART) .local/chart-check/
+	$(call chart-sync,.local/chart-check/whisperer)
+	@diff -r $(CHART) .local/chart-check/whisperer \
+		|| { echo "$(CHART) is not what 'make chart' writes from config/ and VERSION: run it and commit the result"; exit 1; }
+	cd hack/helm && go vet ./... && go test ./... -count=1
+
+verify: chart-check
+
+.PHONY: helm-package
+helm-package: $(HELM) ## Package the chart for VERSION into .local/charts/whisperer-VERSION.tgz, as helm package does.
+	$(HELM) package $(CHART) --version $(VERSION) --app-version $(VERSION) --destination $(HELM_PACKAGE_DIR)
+
 ##@ Tools (built on demand into bin/ from the modules pinned in hack/tools/)
 
 .PHONY: control-plane
@@ -231,6 +269,10 @@ $(OPM): hack/tools/opm/go.mod
 $(OLM_OPERATORS) &: hack/tools/olm/go.mod
 	cd hack/tools/olm && go build -o $(LOCALBIN)/olm/ \
 		github.com/operator-framework/operator-lifecycle-manager/cmd/olm github.com/operator-framework/operator-lifecycle-manager/cmd/catalog
+
+# The helm CLI, from the Helm SDK that hack/helm pins and tests with.
+$(HELM): hack/helm/go.mod
+	cd hack/helm && go build -o $@ helm.sh/helm/v4/cmd/helm
 
 $(KWOK): hack/tools/kwok/go.mod
 	cd hack/tools/kwok && go build -o $@ sigs.k8s.io/kwok/cmd/kwok

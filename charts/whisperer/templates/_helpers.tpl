@@ -1,0 +1,93 @@
+{{/*
+The prefix of every object's name: the release name, followed by -whisperer unless it already
+says whisperer. Installed as `helm install whisperer`, the objects are whisperer,
+whisperer-leader-election, whisperer-metrics-reader and so on.
+*/}}
+{{- define "whisperer.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The labels that select the operator's pods. app.kubernetes.io/name is always whisperer: the
+ServiceMonitor makes it the job label, which the alerts select (job="whisperer").
+*/}}
+{{- define "whisperer.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "whisperer.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "whisperer.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "whisperer.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "whisperer.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false: the ServiceAccount the operator runs as, which the chart binds its roles to" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+whisperer.rules renders the rules of a Role or ClusterRole that config/rbac defines, from the copy
+make chart keeps in files/rbac/ (argument: list of the root context and the file's name).
+*/}}
+{{- define "whisperer.rules" -}}
+{{- $root := index . 0 -}}
+{{- $role := $root.Files.Get (printf "files/rbac/%s" (index . 1)) | fromYaml -}}
+{{- if not $role.rules -}}
+{{- fail (printf "files/rbac/%s has no rules: run make chart" (index . 1)) -}}
+{{- end -}}
+{{- toYaml $role.rules -}}
+{{- end -}}
+
+{{/*
+whisperer.resourcesOff lists, as YAML, the resources of the generated ClusterRole
+(files/rbac/role.yaml) that no enabled feature uses. The chart grants every resource of that role
+except these, so with every feature on it grants exactly config/rbac/role.yaml. An optional
+feature whose RBAC markers add resources lists them here when it is off, for example:
+  {{- if not .Values.someFeature.enabled }}{{ $off = append $off "serviceaccounts" }}{{ end }}
+*/}}
+{{- define "whisperer.resourcesOff" -}}
+{{- $off := list -}}
+{{- toYaml $off -}}
+{{- end -}}
+
+{{/*
+whisperer.managerRules renders the rules of files/rbac/role.yaml without the resources that
+whisperer.resourcesOff lists: a rule keeps its other resources, and goes when none is left.
+*/}}
+{{- define "whisperer.managerRules" -}}
+{{- $off := include "whisperer.resourcesOff" . | fromYamlArray -}}
+{{- $rules := list -}}
+{{- range (include "whisperer.rules" (list . "role.yaml") | fromYamlArray) -}}
+{{- $resources := list -}}
+{{- range .resources -}}
+{{- if not (has . $off) -}}
+{{- $resources = append $resources . -}}
+{{- end -}}
+{{- end -}}
+{{- if $resources -}}
+{{- $rules = append $rules (set (deepCopy .) "resources" $resources) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $rules -}}
+{{- end -}}
+
+{{/* whisperer.policyArg renders one policy flag when its value is set (arguments: flag, value). */}}
+{{- define "whisperer.policyArg" -}}
+{{- $value := index . 1 -}}
+{{- if kindIs "slice" $value -}}
+{{- $value = join "," $value -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $value) }}
+- {{ printf "--%s=%s" (index . 0) $value | quote }}
+{{- end -}}
+{{- end -}}
