@@ -375,36 +375,29 @@ func TestLintDefaults(t *testing.T) {
 	lintClean(t, nil)
 }
 
-// TestSchemaRefusesMistakes gives helm install misspelt, mistyped and contradictory values: each
-// must fail, with a message that names the value.
+// TestSchemaRefusesMistakes gives helm install the misspelt, mistyped and contradictory values of
+// testdata/mistakes.yaml: each must fail, with a message that says what the file says.
 func TestSchemaRefusesMistakes(t *testing.T) {
-	for _, c := range []struct {
-		values string
-		want   []string
-	}{
-		{"replicas: 3", []string{"additional properties", "'replicas'"}},
-		{"replicaCount: three", []string{"/replicaCount", "integer"}},
-		{"policy: {sourceNamespace: [secrets-admin]}", []string{"/policy", "'sourceNamespace'"}},
-		{"policy: {sourceNamespaces: secrets-admin}", []string{"/policy/sourceNamespaces", "array"}},
-		{"policy: {excludeNamespaces: [Kube-System]}", []string{"/policy/excludeNamespaces/0", "Kube-System"}},
-		{"policy: {requireTargetLabel: [a=b]}", []string{"/policy/requireTargetLabel", "string"}},
-		{"image: {pullPolicy: Sometimes}", []string{"/image/pullPolicy", "'Always', 'IfNotPresent', 'Never'"}},
-		{"imagePullSecrets: [registry-credentials]", []string{"/imagePullSecrets/0", "object"}},
-		{"extraArgs: [resync-period=30m]", []string{"/extraArgs/0", "resync-period=30m"}},
-		{"extraEnv: [{value: otlp}]", []string{"/extraEnv/0", "name"}},
-		{"metrics: {enabled: 'yes'}", []string{"/metrics/enabled", "boolean"}},
-		{"metrics: {serviceMonitor: {interval: 30}}", []string{"/metrics/serviceMonitor/interval", "string"}},
-		{"serviceAccount: {create: false}", []string{"serviceAccount.name is required when serviceAccount.create is false"}},
-		{"metrics: {enabled: false, serviceMonitor: {enabled: true}}", []string{"metrics.serviceMonitor.enabled needs metrics.enabled"}},
-	} {
-		t.Run(c.values, func(t *testing.T) {
-			_, err := install(loadChart(t), parseValues(t, c.values), minKubeVersion(t))
+	var mistakes []struct {
+		Values map[string]any `json:"values"`
+		Says   []string       `json:"says"`
+	}
+	if err := yaml.UnmarshalStrict([]byte(readString(t, "testdata/mistakes.yaml")), &mistakes); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mistakes {
+		given, err := yaml.Marshal(m.Values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(strings.TrimSpace(string(given)), func(t *testing.T) {
+			_, err := install(loadChart(t), m.Values, minKubeVersion(t))
 			if err == nil {
-				t.Fatalf("helm install accepted %s", c.values)
+				t.Fatalf("helm install accepted %s", given)
 			}
-			for _, w := range c.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("helm install refused %s with %q, which does not say %q", c.values, err, w)
+			for _, want := range m.Says {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("helm install refused %s with %q, which does not say %q", given, err, want)
 				}
 			}
 		})
