@@ -129,6 +129,25 @@ deploy: manifests $(KUSTOMIZE) ## Deploy the operator with image IMG into the cl
 undeploy: $(KUSTOMIZE) ## Remove the operator from the cluster of the current kubeconfig. Mirrors stay.
 	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
 
+# The install tests install whisperer on a local control plane that runs pods without containers
+# (hack/clustertest): besides the usual controllers, those a Deployment needs to become available,
+# and nodelifecycle, which lifts the not-ready taint of a new node once it reports Ready;
+# kube-scheduler, and kwok playing the node. Each runs in a network namespace of its own, that
+# reaches nothing but itself: what it runs listens on all its interfaces (hack/clustertest/netns.sh).
+KWOK ?= $(LOCALBIN)/kwok
+INSTALL_TEST_CONTROLLERS := namespace,garbagecollector,serviceaccount,serviceaccount-token,deployment,replicaset,nodelifecycle
+INSTALL_TEST_TOOLS := build $(CONTROL_PLANE) $(K8S_ASSETS)/kube-scheduler $(KWOK) $(KUTTL) $(LOCALCLUSTER)
+# $(call install-test,NAME,TEST BINARY[,VARIABLE=VALUE]): run an install test, with its logs,
+# kubeconfigs and kuttl artifacts in .local/NAME.
+define install-test
+	cd hack/clustertest && go vet ./...
+	rm -rf .local/$(1) && mkdir -p .local/$(1)
+	hack/clustertest/netns.sh $(LOCALCLUSTER) run --controllers $(INSTALL_TEST_CONTROLLERS) \
+		--kubeconfig .local/$(1)/kubeconfig --log .local/$(1)/controlplane.log -- \
+		env E2E_WORKDIR=$(CURDIR)/.local/$(1) E2E_REPO=$(CURDIR) E2E_BIN=$(LOCALBIN) $(3) \
+		$(2) -test.v -test.count=1 -test.timeout=30m
+endef
+
 ##@ OLM (the OperatorHub bundle, its catalog and their tests; docs/olm.md)
 
 # The bundle of VERSION, and the version before it in the catalog's stable channel. createdAt
@@ -139,16 +158,9 @@ BUNDLE_ARGS = --version $(VERSION) --image $(IMG) $(if $(CREATED_AT),--created-a
 PREVIOUS_BUNDLE_ARGS = --version $(PREVIOUS_VERSION) --image $(IMAGE_TAG_BASE):v$(PREVIOUS_VERSION) --dockerfile ""
 OPM ?= $(LOCALBIN)/opm
 OLM_OPERATORS := $(LOCALBIN)/olm/olm $(LOCALBIN)/olm/catalog
-KWOK ?= $(LOCALBIN)/kwok
 OLM_BUNDLE ?= $(LOCALBIN)/olm-bundle
 OLM_CATALOG ?= $(LOCALBIN)/olm-catalog
 OLM_VALIDATE ?= $(LOCALBIN)/olm-bundle-validate
-# make test-olm: besides the usual controllers, those a Deployment needs to become available,
-# and nodelifecycle, which lifts the not-ready taint of a new node once it reports Ready.
-OLM_CONTROLLERS := namespace,garbagecollector,serviceaccount,serviceaccount-token,deployment,replicaset,nodelifecycle
-# make test-olm runs in a network namespace of its own, that reaches nothing but itself: OLM's
-# operators and opm listen on all interfaces of it (see hack/olm/netns.sh).
-OLM_NETNS = hack/olm/netns.sh
 
 .PHONY: bundle
 bundle: $(OLM_BUNDLE) ## Generate bundle/ and bundle.Dockerfile for VERSION from config/ (make bundle VERSION=x.y.z).
@@ -182,13 +194,10 @@ catalog-validate: $(OPM) ## Validate catalog/ with opm validate.
 	@echo "catalog/: opm validate found no error"
 
 .PHONY: test-olm
-test-olm: build $(CONTROL_PLANE) $(K8S_ASSETS)/kube-scheduler $(OPM) $(OLM_OPERATORS) $(KWOK) $(KUTTL) $(LOCALCLUSTER) ## Install whisperer from catalog/ with OLM, upgrade it, run it with OLM's permissions and pass the kuttl suite.
+test-olm: $(INSTALL_TEST_TOOLS) $(OPM) $(OLM_OPERATORS) ## Install whisperer from catalog/ with OLM, upgrade it, run it with OLM's permissions and pass the kuttl suite.
 	cd hack/olm && go vet ./... && go vet -tags olm_e2e ./... && go test ./... -count=1
 	cd hack/olm && go test -c -tags olm_e2e -o $(LOCALBIN)/olm-e2e.test ./e2e
-	rm -rf .local/olm && mkdir -p .local/olm
-	$(OLM_NETNS) $(LOCALCLUSTER) run --controllers $(OLM_CONTROLLERS) --kubeconfig .local/olm/kubeconfig --log .local/olm/controlplane.log -- \
-		env OLM_E2E_WORKDIR=$(CURDIR)/.local/olm OLM_E2E_REPO=$(CURDIR) OLM_E2E_BIN=$(LOCALBIN) \
-		$(LOCALBIN)/olm-e2e.test -test.v -test.count=1 -test.timeout=30m
+	$(call install-test,olm,$(LOCALBIN)/olm-e2e.test)
 
 # CI (.ci/run, make test-all) runs these after the other tests.
 test-all: bundle-validate catalog-validate test-olm

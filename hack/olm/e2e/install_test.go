@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,13 +18,14 @@ import (
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	"github.com/operator-framework/operator-registry/alpha/declcfg"
 	appsv1 "k8s.io/api/apps/v1"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/whisperer-operator/whisperer/hack/clustertest"
 )
 
 // previousCatalog writes the catalog as it was before the current version was published: the
@@ -42,7 +44,7 @@ func previousCatalog(t *testing.T, dir, previous string) string {
 	if len(cfg.Bundles) != 1 {
 		t.Fatalf("catalog %s has no bundle %s", dir, previous)
 	}
-	out := filepath.Join(workDir, "catalog-previous")
+	out := filepath.Join(env.WorkDir, "catalog-previous")
 	if err := os.MkdirAll(filepath.Join(out, packageName), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -58,12 +60,12 @@ func previousCatalog(t *testing.T, dir, previous string) string {
 }
 
 // serveCatalog runs `opm serve dir` on port, and returns once it accepts connections.
-func serveCatalog(t *testing.T, dir string, port int) *process {
+func serveCatalog(t *testing.T, dir string, port int) *clustertest.Process {
 	t.Helper()
 	name := "opm-serve-" + filepath.Base(dir)
-	p := start(t, name, nil, bin("opm"), "serve", dir, fmt.Sprintf("--port=%d", port),
-		"--pprof-addr=", "--termination-log="+filepath.Join(workDir, name+".termination.log"))
-	deadline := time.Now().Add(waitTimeout)
+	p := env.Start(t, name, nil, env.Bin("opm"), "serve", dir, fmt.Sprintf("--port=%d", port),
+		"--pprof-addr=", "--termination-log="+filepath.Join(env.WorkDir, name+".termination.log"))
+	deadline := time.Now().Add(clustertest.WaitTimeout)
 	for {
 		conn, err := net.DialTimeout("tcp", loopback(port), time.Second)
 		if err == nil {
@@ -71,12 +73,14 @@ func serveCatalog(t *testing.T, dir string, port int) *process {
 			t.Logf("opm serves %s on %s", dir, loopback(port))
 			return p
 		}
-		if !p.running() || time.Now().After(deadline) {
-			t.Fatalf("opm serve %s did not start serving (%v); see %s", dir, err, p.log)
+		if !p.Running() || time.Now().After(deadline) {
+			t.Fatalf("opm serve %s did not start serving (%v); see %s", dir, err, p.Log)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // subscribe points a CatalogSource at the catalog's gRPC address and subscribes to the stable
 // channel of whisperer, with automatic approval: README's install.
@@ -94,7 +98,7 @@ func subscribe(t *testing.T, ctx context.Context, c client.Client, port int) {
 	if err := c.Create(ctx, source); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the CatalogSource is connected", func(ctx context.Context) (bool, string, error) {
+	clustertest.WaitFor(t, ctx, "the CatalogSource is connected", func(ctx context.Context) (bool, string, error) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(source), source); err != nil {
 			return false, "", err
 		}
@@ -112,11 +116,6 @@ func subscribe(t *testing.T, ctx context.Context, c client.Client, port int) {
 			Package:                packageName,
 			Channel:                channelName,
 			InstallPlanApproval:    operatorsv1alpha1.ApprovalAutomatic,
-			// README's OperatorHub install with a policy: a Subscription can set the operator's
-			// environment, never its args.
-			Config: &operatorsv1alpha1.SubscriptionConfig{Env: []corev1.EnvVar{
-				{Name: "WHISPERER_SOURCE_NAMESPACES", Value: sourceNamespacesPolicy},
-			}},
 		},
 	}
 	if err := c.Create(ctx, sub); err != nil {
@@ -129,7 +128,7 @@ func subscribe(t *testing.T, ctx context.Context, c client.Client, port int) {
 func waitInstalled(t *testing.T, ctx context.Context, c client.Client, csvName string) {
 	t.Helper()
 	sub := &operatorsv1alpha1.Subscription{}
-	waitFor(t, ctx, "the Subscription installed "+csvName, func(ctx context.Context) (bool, string, error) {
+	clustertest.WaitFor(t, ctx, "the Subscription installed "+csvName, func(ctx context.Context) (bool, string, error) {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: packageName}, sub); err != nil {
 			return false, "", err
 		}
@@ -138,7 +137,7 @@ func waitInstalled(t *testing.T, ctx context.Context, c client.Client, csvName s
 			fmt.Sprintf("state %s, currentCSV %s, installedCSV %s, conditions %v", s.State, s.CurrentCSV, s.InstalledCSV, subscriptionConditions(sub)), nil
 	})
 	csv := &operatorsv1alpha1.ClusterServiceVersion{}
-	waitFor(t, ctx, "CSV "+csvName+" Succeeded", func(ctx context.Context) (bool, string, error) {
+	clustertest.WaitFor(t, ctx, "CSV "+csvName+" Succeeded", func(ctx context.Context) (bool, string, error) {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: csvName}, csv); err != nil {
 			return false, "", err
 		}
@@ -147,34 +146,17 @@ func waitInstalled(t *testing.T, ctx context.Context, c client.Client, csvName s
 	})
 
 	// OLM says Succeeded only once the Deployment is available; check that it is, with the
-	// image of this CSV, and that its Pods really run, on the kwok node.
+	// image of this CSV, and that its Pods really run, on the kwok node, as the ServiceAccount.
 	want := csv.Spec.InstallStrategy.StrategySpec.DeploymentSpecs
 	if len(want) != 1 {
 		t.Fatalf("CSV %s installs %d deployments, want 1", csvName, len(want))
 	}
-	dep := &appsv1.Deployment{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: want[0].Name}, dep); err != nil {
-		t.Fatal(err)
-	}
+	dep, _ := clustertest.WaitRolledOut(t, ctx, c, client.ObjectKey{Namespace: operatorNamespace, Name: want[0].Name})
 	if got, img := dep.Spec.Template.Spec.Containers[0].Image, want[0].Spec.Template.Spec.Containers[0].Image; got != img {
 		t.Errorf("deployment %s runs %s, want the image of %s: %s", dep.Name, got, csvName, img)
 	}
-	if dep.Status.AvailableReplicas < 1 || dep.Status.UpdatedReplicas != *dep.Spec.Replicas {
-		t.Errorf("deployment %s: %d available, %d updated of %d", dep.Name, dep.Status.AvailableReplicas, dep.Status.UpdatedReplicas, *dep.Spec.Replicas)
-	}
-	pods := &corev1.PodList{}
-	if err := c.List(ctx, pods, client.InNamespace(operatorNamespace), client.MatchingLabels(dep.Spec.Selector.MatchLabels)); err != nil {
-		t.Fatal(err)
-	}
-	running := 0
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName == "kwok-node-0" &&
-			p.Spec.Containers[0].Image == want[0].Spec.Template.Spec.Containers[0].Image && p.Spec.ServiceAccountName == serviceAccount {
-			running++
-		}
-	}
-	if running != int(*dep.Spec.Replicas) {
-		t.Errorf("%d pods of %s run the new image on the kwok node as %s, want %d", running, dep.Name, serviceAccount, *dep.Spec.Replicas)
+	if sa := dep.Spec.Template.Spec.ServiceAccountName; sa != serviceAccount {
+		t.Errorf("deployment %s runs as %s, want %s", dep.Name, sa, serviceAccount)
 	}
 }
 
@@ -191,7 +173,7 @@ func subscriptionConditions(sub *operatorsv1alpha1.Subscription) []string {
 // waitReplaced waits for the CSV that was upgraded from to be gone.
 func waitReplaced(t *testing.T, ctx context.Context, c client.Client, csvName string) {
 	t.Helper()
-	waitFor(t, ctx, "CSV "+csvName+" replaced and deleted", func(ctx context.Context) (bool, string, error) {
+	clustertest.WaitFor(t, ctx, "CSV "+csvName+" replaced and deleted", func(ctx context.Context) (bool, string, error) {
 		csv := &operatorsv1alpha1.ClusterServiceVersion{}
 		err := c.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: csvName}, csv)
 		if apierrors.IsNotFound(err) {
@@ -256,33 +238,8 @@ func checkPermissions(t *testing.T, ctx context.Context, c client.Client, csvNam
 		t.Errorf("rules of the CSV's clusterPermissions that OLM did not bind for %s: %v", csvName, missing)
 	}
 
-	// What whisperer does, asked of the API server's authorizer for the ServiceAccount.
-	for _, a := range []authorizationv1.ResourceAttributes{
-		{Verb: "watch", Resource: "secrets"},
-		{Verb: "create", Resource: "secrets", Namespace: "any-namespace"},
-		{Verb: "delete", Resource: "secrets", Namespace: "any-namespace"},
-		{Verb: "list", Resource: "namespaces"},
-		{Verb: "create", Group: "events.k8s.io", Resource: "events", Namespace: "any-namespace"},
-		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: operatorNamespace, Name: leaseName},
-		{Verb: "create", Group: "authentication.k8s.io", Resource: "tokenreviews"},
-		{Verb: "create", Group: "authorization.k8s.io", Resource: "subjectaccessreviews"},
-	} {
-		if !allowed(t, ctx, c, a) {
-			t.Errorf("the ServiceAccount of %s may not %s %s/%s in %q", csvName, a.Verb, a.Group, a.Resource, a.Namespace)
-		}
-	}
-	// And what it must not: no permission reaches beyond what the CSV asks for.
-	for _, a := range []authorizationv1.ResourceAttributes{
-		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-node-lease", Name: "kwok-node-0"},
-		{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: operatorNamespace, Name: leaseName},
-		{Verb: "patch", Resource: "secrets", Namespace: "any-namespace"},
-		{Verb: "delete", Resource: "namespaces"},
-		{Verb: "list", Resource: "configmaps", Namespace: operatorNamespace},
-	} {
-		if allowed(t, ctx, c, a) {
-			t.Errorf("the ServiceAccount of %s may %s %s in %q", csvName, a.Verb, a.Resource, a.Namespace)
-		}
-	}
+	// What whisperer does, and what it must not, asked of the API server's authorizer.
+	clustertest.CheckPermissions(t, ctx, c, operatorNamespace, serviceAccount)
 
 	// The bundle's other manifests: the metrics Service and the ClusterRole for scrapers.
 	if err := c.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: "whisperer-controller-manager-metrics-service"}, &corev1.Service{}); err != nil {
@@ -351,19 +308,6 @@ func missingRules(got, want []rbacv1.PolicyRule) []rbacv1.PolicyRule {
 	return missing
 }
 
-func allowed(t *testing.T, ctx context.Context, c client.Client, a authorizationv1.ResourceAttributes) bool {
-	t.Helper()
-	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User:               "system:serviceaccount:" + operatorNamespace + ":" + serviceAccount,
-		Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + operatorNamespace, "system:authenticated"},
-		ResourceAttributes: &a,
-	}}
-	if err := c.Create(ctx, review); err != nil {
-		t.Fatal(err)
-	}
-	return review.Status.Allowed
-}
-
 // uninstall removes whisperer as README says: the Subscription, then the CSV. OLM and the
 // garbage collector remove the Deployment and the RBAC. OLM v0.41 leaves one object behind
 // after an upgrade: the bundle's metrics reader ClusterRole, a cluster-scoped manifest whose
@@ -402,7 +346,7 @@ func uninstall(t *testing.T, ctx context.Context, c client.Client, csvName strin
 		}
 		return left, nil
 	}
-	waitFor(t, ctx, "the Deployment, its Pods and the RBAC of "+csvName+" are gone", func(ctx context.Context) (bool, string, error) {
+	clustertest.WaitFor(t, ctx, "the Deployment, its Pods and the RBAC of "+csvName+" are gone", func(ctx context.Context) (bool, string, error) {
 		left, err := remaining(ctx)
 		left = slices.DeleteFunc(left, func(s string) bool { return strings.HasPrefix(s, "clusterrole "+leftover+" ") })
 		return len(left) == 0, "left: " + strings.Join(left, ", "), err

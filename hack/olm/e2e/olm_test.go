@@ -23,6 +23,8 @@ import (
 	"github.com/operator-framework/operator-registry/alpha/declcfg"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
+
+	"github.com/whisperer-operator/whisperer/hack/clustertest"
 )
 
 // What the test installs, and where, as README's "Install from OperatorHub" does.
@@ -33,36 +35,27 @@ const (
 	channelName       = "stable"
 	catalogSourceName = "whisperer-catalog"
 	serviceAccount    = "whisperer-controller-manager"
-	// leaseName is whisperer's leader election Lease.
-	leaseName = "whisperer.secret-syncer.jeffl.es"
-	// sourceNamespacesPolicy is the WHISPERER_SOURCE_NAMESPACES the Subscription sets: the source
-	// namespaces of the kuttl suite and of the upgrade test, and no others.
-	sourceNamespacesPolicy = "source,*-source"
 )
 
-var (
-	// workDir holds the logs, catalogs and kubeconfigs of a run (.local/olm).
-	workDir string
-	// repoDir is the repository's root.
-	repoDir string
-	// binDir holds the tools make builds (bin/).
-	binDir string
-	// adminKubeconfig is the control plane's admin kubeconfig.
-	adminKubeconfig string
+// Ports on 127.0.0.1, free in the test's own network namespace, where nothing listens but what
+// the test starts, and below the range the kernel picks from for the control plane's ports.
+const (
+	// catalogPort is opm serve's, its default.
+	catalogPort = 50051
+	// whisperer's probes listen on the Deployment's port, its metrics not on the Deployment's
+	// 8443, which the catalog operator holds.
+	probeAddress   = "127.0.0.1:8081"
+	metricsAddress = "127.0.0.1:9443"
 )
+
+// env holds the run's files (.local/olm), tools and admin kubeconfig.
+var env clustertest.Env
 
 func TestMain(m *testing.M) {
-	for name, v := range map[string]*string{
-		"OLM_E2E_WORKDIR": &workDir,
-		"OLM_E2E_REPO":    &repoDir,
-		"OLM_E2E_BIN":     &binDir,
-		"KUBECONFIG":      &adminKubeconfig,
-	} {
-		*v = os.Getenv(name)
-		if *v == "" {
-			os.Stderr.WriteString("the OLM end-to-end test needs " + name + ": run it with make test-olm\n")
-			os.Exit(2)
-		}
+	var err error
+	if env, err = clustertest.EnvFromEnviron(); err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.Exit(2)
 	}
 	os.Exit(m.Run())
 }
@@ -70,9 +63,6 @@ func TestMain(m *testing.M) {
 func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := os.MkdirAll(workDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	cfg, err := config.GetConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -84,13 +74,12 @@ func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 
 	// The committed catalog is the one the test upgrades to: the previous version and the
 	// current one, which replaces it. It starts from the previous version alone.
-	committed := filepath.Join(repoDir, "catalog")
+	committed := filepath.Join(env.RepoDir, "catalog")
 	current, previous := channelHead(t, committed)
 	first := previousCatalog(t, committed, previous)
 
-	startNodeLayer(t, ctx, c)
+	env.StartNodeLayer(t, ctx, c)
 	startOLM(t, ctx, c)
-	catalogPort := freePort(t)
 	opm := serveCatalog(t, first, catalogPort)
 
 	t.Run("install", func(t *testing.T) {
@@ -105,7 +94,7 @@ func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 	t.Run("mirror with the previous version", func(t *testing.T) {
 		operator := startOperator(t, ctx, c)
 		before = mirrorBeforeUpgrade(t, ctx, c)
-		if err := operator.stop(); err != nil {
+		if err := operator.Stop(); err != nil {
 			t.Error(err)
 		}
 	})
@@ -115,7 +104,7 @@ func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 	t.Run("upgrade", func(t *testing.T) {
 		// Publishing a version is serving a catalog that has it: OLM reconnects, sees the new
 		// channel head and upgrades the Subscription.
-		if err := opm.stop(); err != nil {
+		if err := opm.Stop(); err != nil {
 			t.Fatal(err)
 		}
 		serveCatalog(t, committed, catalogPort)
@@ -129,14 +118,11 @@ func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 	t.Run("run with the permissions OLM granted", func(t *testing.T) {
 		operator := startOperator(t, ctx, c)
 		t.Run("mirrors of the previous version", func(t *testing.T) { manageAfterUpgrade(t, ctx, c, before) })
-		t.Run("metrics", func(t *testing.T) { checkMetrics(t, ctx, c, operator.metricsPort) })
-		t.Run("kuttl", func(t *testing.T) { runKuttl(t, ctx, operator.log) })
-		t.Run("policy from the Subscription", func(t *testing.T) { checkSourcePolicy(t, ctx, c) })
-		t.Run("no other Lease", func(t *testing.T) { checkLeaseDenied(t, ctx, c) })
-		if !operator.running() {
-			t.Errorf("whisperer exited during the tests; see %s", operator.log)
-		}
-		if err := operator.stop(); err != nil {
+		t.Run("metrics", func(t *testing.T) {
+			env.CheckMetrics(t, ctx, c, metricsAddress, "whisperer-metrics-reader")
+		})
+		t.Run("kuttl", func(t *testing.T) { env.RunKuttl(t, ctx, operator, serviceAccount) })
+		if err := operator.Stop(); err != nil {
 			t.Error(err)
 		}
 	})

@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/whisperer-operator/whisperer/hack/clustertest"
 )
 
 // The source the previous version mirrors before the upgrade, and where.
@@ -49,7 +51,7 @@ func mirrorBeforeUpgrade(t *testing.T, ctx context.Context, c client.Client) map
 func waitMirrors(t *testing.T, ctx context.Context, c client.Client, value string) map[string]string {
 	t.Helper()
 	uids := map[string]string{}
-	waitFor(t, ctx, "mirrors with v="+value+" in "+fmt.Sprint(upgradeTargets), func(ctx context.Context) (bool, string, error) {
+	clustertest.WaitFor(t, ctx, "mirrors with v="+value+" in "+fmt.Sprint(upgradeTargets), func(ctx context.Context) (bool, string, error) {
 		for _, ns := range upgradeTargets {
 			mirror := &corev1.Secret{}
 			err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: upgradeSource}, mirror)
@@ -93,7 +95,7 @@ func manageAfterUpgrade(t *testing.T, ctx context.Context, c client.Client, befo
 	if err := c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: upgradeTargets[0], Name: upgradeSource}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the deleted mirror restored by the new version", func(ctx context.Context) (bool, string, error) {
+	clustertest.WaitFor(t, ctx, "the deleted mirror restored by the new version", func(ctx context.Context) (bool, string, error) {
 		mirror := &corev1.Secret{}
 		err := c.Get(ctx, client.ObjectKey{Namespace: upgradeTargets[0], Name: upgradeSource}, mirror)
 		if apierrors.IsNotFound(err) {

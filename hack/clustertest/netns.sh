@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # netns.sh COMMAND [ARG...]: runs COMMAND in a new network namespace that reaches nothing but
-# itself. make test-olm runs in one: OLM's operators and opm listen on all interfaces, which
-# there means this namespace only, and no traffic can leave it.
+# itself. make test-olm and make test-helm run in one: OLM's operators and opm, and whisperer with
+# the arguments of the Deployment Helm installed, listen on all interfaces, which there means this
+# namespace only, and no traffic can leave it.
 #
 # The namespace has loopback, and a default route through a veth pair whose two ends are both
 # in it, because kube-apiserver picks the address it advertises from the default route's
