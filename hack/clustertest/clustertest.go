@@ -18,7 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Env is where a test run keeps its files and finds its tools and cluster.
@@ -59,6 +63,26 @@ func EnvFromEnviron() (Env, error) {
 // Bin is the path of a file under BinDir.
 func (e Env) Bin(parts ...string) string {
 	return filepath.Join(append([]string{e.BinDir}, parts...)...)
+}
+
+// RESTConfig reaches the cluster as its admin.
+func (e Env) RESTConfig(t *testing.T) *rest.Config {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", e.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// Client is a client of the cluster's admin, for the types of scheme.
+func (e Env) Client(t *testing.T, scheme *runtime.Scheme) client.Client {
+	t.Helper()
+	c, err := client.New(e.RESTConfig(t), client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // WaitTimeout bounds each wait for the cluster to reach a state.

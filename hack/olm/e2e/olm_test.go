@@ -21,8 +21,6 @@ import (
 	"testing"
 
 	"github.com/operator-framework/operator-registry/alpha/declcfg"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/whisperer-operator/whisperer/hack/clustertest"
 )
@@ -63,14 +61,7 @@ func TestMain(m *testing.M) {
 func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg, err := config.GetConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := env.Client(t, scheme)
 
 	// The committed catalog is the one the test upgrades to: the previous version and the
 	// current one, which replaces it. It starts from the previous version alone.

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,22 +26,9 @@ var upgradeTargets = []string{"upgrade-a", "upgrade-b"}
 // returns the mirrors' UIDs by namespace.
 func mirrorBeforeUpgrade(t *testing.T, ctx context.Context, c client.Client) map[string]string {
 	t.Helper()
-	for _, ns := range append([]string{upgradeSourceNamespace}, upgradeTargets...) {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	source := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: upgradeSource, Namespace: upgradeSourceNamespace,
-			Labels:      map[string]string{"secret-syncer.jeffl.es/sync": "true"},
-			Annotations: map[string]string{"secret-syncer.jeffl.es/namespaces": "upgrade-*"},
-		},
-		Data: map[string][]byte{"v": []byte("1")},
-	}
-	if err := c.Create(ctx, source); err != nil {
-		t.Fatal(err)
-	}
+	clustertest.CreateNamespaces(t, ctx, c, append([]string{upgradeSourceNamespace}, upgradeTargets...)...)
+	clustertest.CreateSource(t, ctx, c, client.ObjectKey{Namespace: upgradeSourceNamespace, Name: upgradeSource}, "upgrade-*",
+		map[string][]byte{"v": []byte("1")})
 	return waitMirrors(t, ctx, c, "1")
 }
 
@@ -50,25 +36,7 @@ func mirrorBeforeUpgrade(t *testing.T, ctx context.Context, c client.Client) map
 // returns their UIDs by namespace.
 func waitMirrors(t *testing.T, ctx context.Context, c client.Client, value string) map[string]string {
 	t.Helper()
-	uids := map[string]string{}
-	clustertest.WaitFor(t, ctx, "mirrors with v="+value+" in "+fmt.Sprint(upgradeTargets), func(ctx context.Context) (bool, string, error) {
-		for _, ns := range upgradeTargets {
-			mirror := &corev1.Secret{}
-			err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: upgradeSource}, mirror)
-			if apierrors.IsNotFound(err) {
-				return false, "no mirror in " + ns, nil
-			}
-			if err != nil {
-				return false, "", err
-			}
-			if string(mirror.Data["v"]) != value || mirror.Labels["secret-syncer.jeffl.es/mirror"] != "true" {
-				return false, fmt.Sprintf("mirror in %s: v=%s labels %v", ns, mirror.Data["v"], mirror.Labels), nil
-			}
-			uids[ns] = string(mirror.UID)
-		}
-		return true, "", nil
-	})
-	return uids
+	return clustertest.WaitMirrors(t, ctx, c, upgradeSource, map[string][]byte{"v": []byte(value)}, upgradeTargets)
 }
 
 // manageAfterUpgrade checks that the upgrade left the previous version's mirrors alone (same
