@@ -87,7 +87,7 @@ test-reliability: build $(CONTROL_PLANE) $(KUSTOMIZE) ## Run the fault tolerance
 	WHISPERER=$(WHISPERER) KUSTOMIZE=$(KUSTOMIZE) go test -tags reliability ./test/reliability/... -count=1 -timeout 15m -v
 
 .PHONY: test-all
-test-all: verify test test-e2e test-reliability ## Everything CI runs (.ci/run): checks, unit, envtest, kuttl, reliability and OLM tests.
+test-all: verify test test-e2e test-reliability ## Everything CI runs (.ci/run): checks, unit, envtest, kuttl, reliability, OLM and Helm tests.
 
 # make bench BENCH_ARGS="--sizes 1000,5000,10000"; the method and the results: docs/performance.md.
 BENCH_ARGS ?=
@@ -129,11 +129,12 @@ deploy: manifests $(KUSTOMIZE) ## Deploy the operator with image IMG into the cl
 undeploy: $(KUSTOMIZE) ## Remove the operator from the cluster of the current kubeconfig. Mirrors stay.
 	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
 
-# The install tests install whisperer on a local control plane that runs pods without containers
-# (hack/clustertest): besides the usual controllers, those a Deployment needs to become available,
-# and nodelifecycle, which lifts the not-ready taint of a new node once it reports Ready;
-# kube-scheduler, and kwok playing the node. Each runs in a network namespace of its own, that
-# reaches nothing but itself: what it runs listens on all its interfaces (hack/clustertest/netns.sh).
+# The install tests, make test-olm and make test-helm, install whisperer on a local control plane
+# that runs pods without containers (hack/clustertest): besides the usual controllers, those a
+# Deployment needs to become available, and nodelifecycle, which lifts the not-ready taint of a new
+# node once it reports Ready; kube-scheduler, and kwok playing the node. Each runs in a network
+# namespace of its own, that reaches nothing but itself: what it runs listens on all its interfaces
+# (hack/clustertest/netns.sh).
 KWOK ?= $(LOCALBIN)/kwok
 INSTALL_TEST_CONTROLLERS := namespace,garbagecollector,serviceaccount,serviceaccount-token,deployment,replicaset,nodelifecycle
 INSTALL_TEST_TOOLS := build $(CONTROL_PLANE) $(K8S_ASSETS)/kube-scheduler $(KWOK) $(KUTTL) $(LOCALCLUSTER)
@@ -239,6 +240,14 @@ verify: chart-check
 .PHONY: helm-package
 helm-package: $(HELM) ## Package the chart for VERSION into .local/charts/whisperer-VERSION.tgz, as helm package does.
 	$(HELM) package $(CHART) --version $(VERSION) --app-version $(VERSION) --destination $(HELM_PACKAGE_DIR)
+
+.PHONY: test-helm
+test-helm: $(INSTALL_TEST_TOOLS) helm-package ## Install the packaged chart with the Helm SDK, run bin/whisperer as its Deployment and pass the kuttl suite, upgrade, uninstall.
+	cd hack/helm && go vet -tags helm_e2e ./... && go test -c -tags helm_e2e -o $(LOCALBIN)/helm-e2e.test ./e2e
+	$(call install-test,helm,$(LOCALBIN)/helm-e2e.test,HELM_E2E_CHART=$(CURDIR)/$(HELM_PACKAGE))
+
+# CI (.ci/run, make test-all) runs it after the other tests.
+test-all: test-helm
 
 ##@ Tools (built on demand into bin/ from the modules pinned in hack/tools/)
 
