@@ -3,6 +3,7 @@ package helm
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -157,13 +158,15 @@ var valueCases = []valueCase{
 		})},
 	{"priorityClassName", "priorityClassName: system-cluster-critical",
 		passed("priorityClassName", func(t *testing.T, o objects) string { return podSpec(t, o).PriorityClassName })},
-	{"podAnnotations", "podAnnotations: {example.com/team: platform}",
+	{"podAnnotations", "podAnnotations: {example.com/team: platform, kubectl.kubernetes.io/default-container: other}",
 		equal("{example.com/team: platform, kubectl.kubernetes.io/default-container: manager}",
 			func(t *testing.T, o objects) map[string]string { return deployment(t, o).Spec.Template.Annotations })},
-	{"podLabels", "podLabels: {example.com/team: platform}", func(t *testing.T, o objects, _ *release.Release) {
+	// A label of the selector given again keeps the selector's value: the pods must stay selected.
+	{"podLabels", "podLabels: {example.com/team: platform, app.kubernetes.io/name: other}", func(t *testing.T, o objects, _ *release.Release) {
 		d := deployment(t, o)
-		if d.Spec.Template.Labels["example.com/team"] != "platform" {
-			t.Errorf("pod labels %v, want example.com/team=platform among them", d.Spec.Template.Labels)
+		want := map[string]string{"example.com/team": "platform", "app.kubernetes.io/name": "whisperer", "app.kubernetes.io/instance": releaseName}
+		if !maps.Equal(d.Spec.Template.Labels, want) {
+			t.Errorf("pod labels %v, want %v", d.Spec.Template.Labels, want)
 		}
 		if _, ok := d.Spec.Selector.MatchLabels["example.com/team"]; ok {
 			t.Errorf("the selector %v has the pod label: changing it would orphan the pods", d.Spec.Selector.MatchLabels)
