@@ -1,7 +1,8 @@
 // Package prometheus tests the Prometheus Operator resources of config/prometheus, as promtool and
 // kustomize would: the alert rules parse and refer only to metrics whisperer exports, each alert
-// has its runbook, and config/default renders with and without them. It has no code of its own,
-// so nothing here reaches the operator's binary.
+// has its runbook and fires on the failure it names (alerts_test.go), and config/default renders
+// with and without them. It has no code of its own, and alerttest is imported by tests only, so
+// nothing here reaches the operator's binary.
 package prometheus
 
 import (
