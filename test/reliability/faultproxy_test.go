@@ -31,6 +31,7 @@ const (
 	pass     fault = iota
 	conflict       // 409 Conflict, as for a stale resourceVersion
 	throttle       // 429 Too Many Requests, Retry-After: 1
+	hang           // no answer until releaseHung, then passed on, as an admission webhook that hangs
 )
 
 // faultProxy is a reverse proxy on 127.0.0.1 between one operator and the API server. It
@@ -43,6 +44,8 @@ type faultProxy struct {
 	mu     sync.Mutex
 	inject func(n int, namespace string) fault
 	writes []proxiedWrite
+	// released is closed by releaseHung, to let the hung writes through.
+	released chan struct{}
 }
 
 // proxiedWrite is one Secret write the proxy saw.
@@ -57,7 +60,7 @@ type proxiedWrite struct {
 // test ends.
 func (e *env) startFaultProxy(name string) *faultProxy {
 	e.t.Helper()
-	p := &faultProxy{user: "whisperer-" + name, inject: func(int, string) fault { return pass }}
+	p := &faultProxy{user: "whisperer-" + name, inject: func(int, string) fault { return pass }, released: make(chan struct{})}
 	cfg, _, err := e.cluster.AddUser(p.user, "system:masters", operatorGroup)
 	if err != nil {
 		e.t.Fatal(err)
@@ -104,9 +107,16 @@ func (p *faultProxy) intercept(w http.ResponseWriter, r *http.Request) bool {
 	p.mu.Lock()
 	f := p.inject(len(p.writes), match[1])
 	p.writes = append(p.writes, proxiedWrite{at: time.Now(), method: r.Method, path: r.URL.Path, namespace: match[1], fault: f})
+	released := p.released
 	p.mu.Unlock()
 	var status *apierrors.StatusError
 	switch f {
+	case hang:
+		select {
+		case <-released:
+		case <-r.Context().Done():
+		}
+		return false
 	case conflict:
 		status = apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, "injected", errInjected)
 	case throttle:
@@ -131,6 +141,14 @@ var errInjected = injectedError{}
 func withKind(status metav1.Status) metav1.Status {
 	status.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Status"}
 	return status
+}
+
+// releaseHung lets the writes that hang through, and those that would hang from now on.
+func (p *faultProxy) releaseHung() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	close(p.released)
+	p.inject = func(int, string) fault { return pass }
 }
 
 // seen returns a copy of the Secret writes seen so far.

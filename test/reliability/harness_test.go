@@ -15,6 +15,7 @@ package reliability
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -142,6 +143,12 @@ type env struct {
 // newEnv starts a control plane for t; it stops when t ends, after every operator t started.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, localcluster.Options{})
+}
+
+// newEnvWith starts a control plane for t with opts, to which it adds its audit log and output.
+func newEnvWith(t *testing.T, opts localcluster.Options) *env {
+	t.Helper()
 	dir := filepath.Join(artifacts, t.Name())
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
@@ -162,7 +169,12 @@ func newEnv(t *testing.T) *env {
 	}
 	e := &env{t: t, dir: dir, audit: &auditLog{path: auditPath}}
 	started := time.Now()
-	e.cluster, err = localcluster.Start(localcluster.Options{Output: logFile, APIServerFlags: flags})
+	if opts.APIServerFlags == nil {
+		opts.APIServerFlags = map[string]string{}
+	}
+	maps.Copy(opts.APIServerFlags, flags)
+	opts.Output = logFile
+	e.cluster, err = localcluster.Start(opts)
 	if err != nil {
 		logFile.Close()
 		t.Fatalf("starting the control plane: %v", err)
@@ -354,11 +366,15 @@ func (e *env) leaseHolder(ctx context.Context, namespace string) (string, error)
 // operator is a whisperer process.
 type operator struct {
 	t *testing.T
-	// user is the name the API server knows it by, in the audit log.
+	// name names its log and kubeconfig files; user is the name the API server knows it by, in
+	// the audit log.
+	name    string
 	user    string
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	metrics string
+	// bearer, when set, is the token sent with scrapes of a secure metrics endpoint.
+	bearer  string
 	logPath string
 	// pprof is the base URL of its pprof endpoint, when it serves one.
 	pprof string
@@ -376,9 +392,15 @@ func (e *env) startOperator(name string, args ...string) *operator {
 	return e.runOperator(name, user, kubeconfig, args...)
 }
 
-// runOperator runs bin/whisperer with the kubeconfig, known to the API server as user.
+// runOperator runs bin/whisperer with the kubeconfig, known to the API server as user. Its
+// metrics are served over HTTP on a free loopback port, or over HTTPS, to callers the API server
+// authorizes, when args say --metrics-secure=true.
 func (e *env) runOperator(name, user string, kubeconfig []byte, args ...string) *operator {
 	e.t.Helper()
+	scheme := "http"
+	if slices.Contains(args, "--metrics-secure=true") {
+		scheme = "https"
+	}
 	kubeconfigPath := filepath.Join(e.dir, name+".kubeconfig")
 	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
 		e.t.Fatal(err)
@@ -386,9 +408,10 @@ func (e *env) runOperator(name, user string, kubeconfig []byte, args ...string) 
 	port := freePort(e.t)
 	o := &operator{
 		t:       e.t,
+		name:    name,
 		user:    user,
 		exited:  make(chan struct{}),
-		metrics: "http://127.0.0.1:" + port + "/metrics",
+		metrics: scheme + "://127.0.0.1:" + port + "/metrics",
 		logPath: filepath.Join(e.dir, name+".log"),
 	}
 	logFile, err := os.OpenFile(o.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -420,7 +443,10 @@ func (e *env) runOperator(name, user string, kubeconfig []byte, args ...string) 
 		if !o.running() {
 			e.t.Fatalf("%s exited at start: %s", user, o.logTail())
 		}
-		_, err := o.scrape(ctx)
+		resp, err := o.getMetrics(ctx)
+		if err == nil {
+			resp.Body.Close() // any answer: a secure endpoint refuses callers without a token
+		}
 		return err
 	})
 	return o
@@ -503,11 +529,17 @@ func (o *operator) logTail() string {
 
 // scrape reads the process's Prometheus metrics.
 func (o *operator) scrape(ctx context.Context) (map[string]*dto.MetricFamily, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.metrics, nil)
+	body, err := o.metricsText(ctx)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	return parser.TextToMetricFamilies(bytes.NewReader(body))
+}
+
+// metricsText reads the process's metrics endpoint, in the text exposition format.
+func (o *operator) metricsText(ctx context.Context) ([]byte, error) {
+	resp, err := o.getMetrics(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -515,21 +547,36 @@ func (o *operator) scrape(ctx context.Context) (map[string]*dto.MetricFamily, er
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", o.metrics, resp.Status)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	return parser.TextToMetricFamilies(resp.Body)
+	return io.ReadAll(resp.Body)
 }
 
-// metric sums the samples of the counter name whose labels include match.
+// metricsClient trusts the certificate whisperer signs itself for its secure metrics endpoint,
+// as the ServiceMonitor does (insecureSkipVerify).
+var metricsClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+
+func (o *operator) getMetrics(ctx context.Context) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.metrics, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	if o.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+o.bearer)
+	}
+	return metricsClient.Do(req)
+}
+
+// metric sums the samples of the counter or gauge name whose labels include match.
 func (o *operator) metric(name string, match map[string]string) float64 {
 	o.t.Helper()
 	families, err := o.scrape(o.t.Context())
 	if err != nil {
 		o.t.Fatalf("scraping %s: %v", o.user, err)
 	}
-	return sumCounter(families[name], match)
+	return sumSamples(families[name], match)
 }
 
-func sumCounter(family *dto.MetricFamily, match map[string]string) float64 {
+func sumSamples(family *dto.MetricFamily, match map[string]string) float64 {
 	if family == nil {
 		return 0
 	}
@@ -544,7 +591,7 @@ func sumCounter(family *dto.MetricFamily, match map[string]string) float64 {
 			matches = matches && labels[k] == v
 		}
 		if matches {
-			sum += m.GetCounter().GetValue()
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return sum
