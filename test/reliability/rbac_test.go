@@ -46,25 +46,9 @@ func TestGeneratedRBAC(t *testing.T) {
 		t.Fatal("config/default renders no ServiceAccount")
 	}
 	checkLeastPrivilege(t, rbac, account)
-	// Namespaces first, then accounts and roles, then their bindings.
-	order := map[string]int{"Namespace": 0, "ServiceAccount": 1, "ClusterRole": 1, "Role": 1, "ClusterRoleBinding": 2, "RoleBinding": 2}
-	slices.SortStableFunc(rbac, func(a, b *unstructured.Unstructured) int { return order[a.GetKind()] - order[b.GetKind()] })
-	for _, obj := range rbac {
-		if err := e.admin.Create(t.Context(), obj); err != nil {
-			t.Fatalf("applying %s %s: %v", obj.GetKind(), obj.GetName(), err)
-		}
-	}
-
-	namespace, name := account.GetNamespace(), account.GetName()
-	token, err := e.clientset.CoreV1().ServiceAccounts(namespace).CreateToken(t.Context(), name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	user := "system:serviceaccount:" + namespace + ":" + name
-	// As a pod's ServiceAccount reaches the API server.
-	reach := &clientcmdapi.Cluster{Server: e.cluster.Config.Host, CertificateAuthorityData: e.cluster.Config.CAData}
-	op := e.runOperator("rbac", user, kubeconfig(t, reach, &clientcmdapi.AuthInfo{Token: token.Status.Token}),
+	e.apply(rbac)
+	namespace := account.GetNamespace()
+	op, user := e.runAsServiceAccount("rbac", types.NamespacedName{Namespace: namespace, Name: account.GetName()},
 		"--leader-elect", "--leader-election-namespace="+namespace)
 	eventually(t, time.Minute, "the operator holds the Lease", func(ctx context.Context) error {
 		holder, err := e.leaseHolder(ctx, namespace)
@@ -125,6 +109,48 @@ func TestGeneratedRBAC(t *testing.T) {
 	if got.create < 4 || got.delete < 3 {
 		t.Errorf("Secret writes as %s: %s; the walkthrough needs at least 4 creates and 3 deletes", user, got)
 	}
+}
+
+// apply creates objects in dependency order: namespaces and definitions first, then accounts
+// and roles, then bindings and the rest.
+func (e *env) apply(objects []*unstructured.Unstructured) {
+	e.t.Helper()
+	order := map[string]int{"Namespace": 0, "CustomResourceDefinition": 0, "ServiceAccount": 1, "ClusterRole": 1, "Role": 1}
+	rank := func(obj *unstructured.Unstructured) int {
+		if r, ok := order[obj.GetKind()]; ok {
+			return r
+		}
+		return 2
+	}
+	objects = slices.Clone(objects)
+	slices.SortStableFunc(objects, func(a, b *unstructured.Unstructured) int { return rank(a) - rank(b) })
+	for _, obj := range objects {
+		if err := e.admin.Create(e.t.Context(), obj); err != nil {
+			e.t.Fatalf("applying %s %s: %v", obj.GetKind(), obj.GetName(), err)
+		}
+	}
+}
+
+// runAsServiceAccount runs bin/whisperer as a pod of account would reach the API server: with a
+// token of account, verifying the API server's certificate. It returns the operator and the
+// user the API server knows it as.
+func (e *env) runAsServiceAccount(name string, account types.NamespacedName, args ...string) (*operator, string) {
+	e.t.Helper()
+	token := e.token(account)
+	user := "system:serviceaccount:" + account.Namespace + ":" + account.Name
+	reach := &clientcmdapi.Cluster{Server: e.cluster.Config.Host, CertificateAuthorityData: e.cluster.Config.CAData}
+	return e.runOperator(name, user, kubeconfig(e.t, reach, &clientcmdapi.AuthInfo{Token: token}), args...), user
+}
+
+// token returns a token of the ServiceAccount, valid for an hour.
+func (e *env) token(account types.NamespacedName) string {
+	e.t.Helper()
+	token, err := e.clientset.CoreV1().ServiceAccounts(account.Namespace).CreateToken(e.t.Context(), account.Name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return token.Status.Token
 }
 
 // renderKustomize runs `kustomize build dir`, as `make deploy` does.
