@@ -79,7 +79,7 @@ func TestKillDuringMirroring(t *testing.T) {
 		if wantWrites := (writeCounts{create: want.Len() - len(mirrors)}); got != wantWrites {
 			t.Errorf("k9b: %s; want %s: only the missing mirrors, each once", got, wantWrites)
 		}
-		e.checkForeignSecrets(foreign)
+		e.checkForeignSecrets(source, foreign)
 		second.stop()
 	}
 
@@ -98,7 +98,7 @@ func TestKillDuringMirroring(t *testing.T) {
 		if wantWrites := (writeCounts{delete: want.Len()}); got != wantWrites {
 			t.Errorf("k9c: %s; want %s", got, wantWrites)
 		}
-		e.checkForeignSecrets(foreign)
+		e.checkForeignSecrets(source, foreign)
 	}
 }
 
@@ -127,29 +127,30 @@ func (e *env) placeForeignSecrets(source types.NamespacedName, targets []string)
 	return foreign
 }
 
-// checkForeignSecrets fails the test when a Secret placed by placeForeignSecrets changed, or when
-// any operator asked to update or delete one, successfully or not.
-func (e *env) checkForeignSecrets(foreign map[string]string) {
+// checkForeignSecrets fails the test when a Secret placed by placeForeignSecrets for source
+// changed, or when any operator asked to update or delete one, successfully or not, or created
+// one of its name in their namespaces.
+func (e *env) checkForeignSecrets(source types.NamespacedName, foreign map[string]string) {
 	e.t.Helper()
 	for namespace, resourceVersion := range foreign {
 		secret := &corev1.Secret{}
-		if err := e.admin.Get(e.t.Context(), types.NamespacedName{Namespace: namespace, Name: "pull"}, secret); err != nil {
+		if err := e.admin.Get(e.t.Context(), types.NamespacedName{Namespace: namespace, Name: source.Name}, secret); err != nil {
 			e.t.Errorf("foreign Secret in %s: %v", namespace, err)
 		} else if secret.ResourceVersion != resourceVersion {
 			e.t.Errorf("foreign Secret in %s changed: resourceVersion %s, was %s", namespace, secret.ResourceVersion, resourceVersion)
 		}
 	}
-	touched := e.audit.events(e.t, func(ev auditEvent) bool {
+	aimed := func(ev auditEvent) bool {
 		_, isForeign := foreign[ev.Namespace()]
-		return isForeign && ev.Resource() == "secrets" && ev.IsWrite() && ev.Verb != "create"
+		return isForeign && ev.Resource() == "secrets" && ev.ObjectRef.Name == source.Name
+	}
+	touched := e.audit.events(e.t, func(ev auditEvent) bool {
+		return aimed(ev) && ev.IsWrite() && ev.Verb != "create"
 	})
 	if len(touched) > 0 {
 		e.t.Errorf("writes aimed at Secrets that are not mirrors:\n%s", describe(touched))
 	}
-	refused := e.audit.events(e.t, func(ev auditEvent) bool {
-		_, isForeign := foreign[ev.Namespace()]
-		return isForeign && ev.Resource() == "secrets" && ev.Verb == "create"
-	})
+	refused := e.audit.events(e.t, func(ev auditEvent) bool { return aimed(ev) && ev.Verb == "create" })
 	for _, ev := range refused {
 		if succeeded(ev) {
 			e.t.Errorf("a create succeeded in a namespace holding a foreign Secret: %s", ev)
