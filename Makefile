@@ -22,6 +22,7 @@ CONTROL_PLANE := $(K8S_ASSETS)/etcd $(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/k
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 KUTTL ?= $(LOCALBIN)/kubectl-kuttl
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
+ETCDUTL ?= $(LOCALBIN)/etcdutl
 LOCALCLUSTER ?= $(LOCALBIN)/localcluster
 WHISPERER ?= $(LOCALBIN)/whisperer
 IMAGECHECK ?= $(LOCALBIN)/imagecheck
@@ -82,9 +83,9 @@ test-e2e: build $(CONTROL_PLANE) $(KUTTL) $(LOCALCLUSTER) ## Run the kuttl suite
 		$(KUTTL) test --config tests/kuttl/kuttl-test.yaml
 
 .PHONY: test-reliability
-test-reliability: build $(CONTROL_PLANE) $(KUSTOMIZE) ## Run the fault tolerance suite (test/reliability) on bin/whisperer processes and a local control plane.
+test-reliability: build $(CONTROL_PLANE) $(KUSTOMIZE) $(ETCDUTL) ## Run the fault tolerance suite (test/reliability) on bin/whisperer processes and a local control plane.
 	go vet -tags reliability ./test/reliability/...
-	WHISPERER=$(WHISPERER) KUSTOMIZE=$(KUSTOMIZE) go test -tags reliability ./test/reliability/... -count=1 -timeout 15m -v
+	WHISPERER=$(WHISPERER) KUSTOMIZE=$(KUSTOMIZE) ETCDUTL=$(ETCDUTL) go test -tags reliability ./test/reliability/... -count=1 -timeout 15m -v
 
 .PHONY: test-all
 test-all: verify test test-e2e test-reliability ## Everything CI runs (.ci/run): checks, unit, envtest, kuttl, reliability, OLM and Helm tests.
@@ -262,6 +263,10 @@ $(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/kube-controller-manager $(K8S_ASSETS)
 
 $(K8S_ASSETS)/etcd: hack/tools/etcd/go.mod
 	cd hack/tools/etcd && go build -o $@ go.etcd.io/etcd/server/v3
+
+# etcdutl restores etcd from a snapshot (make test-reliability); the same etcd release as the server.
+$(ETCDUTL): hack/tools/etcdutl/go.mod
+	cd hack/tools/etcdutl && go build -o $@ go.etcd.io/etcd/etcdutl/v3
 
 $(CONTROLLER_GEN): hack/tools/controller-gen/go.mod
 	cd hack/tools/controller-gen && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
