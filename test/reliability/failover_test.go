@@ -36,21 +36,8 @@ func TestFailoverUnderLoad(t *testing.T) {
 
 	leaderElection := []string{"--leader-elect", "--leader-election-namespace=" + leaseNS}
 	a := e.startOperator("fo-a", leaderElection...)
-	var holderA string
-	eventually(t, 30*time.Second, "a acquires the Lease", func(ctx context.Context) (err error) {
-		if holderA, err = e.leaseHolder(ctx, leaseNS); err == nil && holderA == "" {
-			err = errors.New("no holder")
-		}
-		return err
-	})
-	b := e.startOperator("fo-b", leaderElection...)
-	standby := time.Now()
-	eventually(t, 30*time.Second, "b reads the Lease", func(context.Context) error {
-		if len(e.audit.events(t, and(by(b.user, standby, time.Time{}), on("leases")))) == 0 {
-			return errors.New("no Lease request from b yet")
-		}
-		return nil
-	})
+	e.waitLeader(leaseNS)
+	b := e.startStandby("fo-b", leaderElection...)
 
 	e.createSource(source.Namespace, source.Name, "fo-*", map[string][]byte{".dockerconfigjson": []byte(`{"auths":{}}`)})
 	eventually(t, 3*time.Minute, "a has sent 1,500 creates", func(context.Context) error {
@@ -123,14 +110,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 
 	t.Log("step: fail back")
 	{
-		a2 := e.startOperator("fo-a2", leaderElection...)
-		from := time.Now()
-		eventually(t, 30*time.Second, "a2 reads the Lease", func(context.Context) error {
-			if len(e.audit.events(t, and(by(a2.user, from, time.Time{}), on("leases")))) == 0 {
-				return errors.New("no Lease request from a2 yet")
-			}
-			return nil
-		})
+		a2 := e.startStandby("fo-a2", leaderElection...)
 		stopped := time.Now()
 		b.stop() // SIGTERM, as a rolling update or a drained node stops a pod
 		e.updateSource(source, func(s *corev1.Secret) { s.Data[".dockerconfigjson"] = []byte(`{"auths":{"v":2}}`) })
@@ -213,14 +193,8 @@ func TestFrozenLeader(t *testing.T) {
 	want := sets.New(targets...).Delete(sortedKeys(foreign)...)
 	leaderElection := []string{"--leader-elect", "--leader-election-namespace=" + leaseNS}
 	a := e.startOperator("fz-a", leaderElection...)
-	eventually(t, 30*time.Second, "a acquires the Lease", func(ctx context.Context) error {
-		holder, err := e.leaseHolder(ctx, leaseNS)
-		if err == nil && holder == "" {
-			err = errors.New("no holder")
-		}
-		return err
-	})
-	b := e.startOperator("fz-b", leaderElection...)
+	e.waitLeader(leaseNS)
+	b := e.startStandby("fz-b", leaderElection...)
 	e.createSource(source.Namespace, source.Name, "fz-*", map[string][]byte{".dockerconfigjson": []byte(`{"v":1}`)})
 	eventually(t, 2*time.Minute, "a has sent 500 creates", func(context.Context) error {
 		if posts := a.metric("rest_client_requests_total", map[string]string{"method": "POST"}); posts < 500 {

@@ -25,22 +25,8 @@ func TestLeaderElection(t *testing.T) {
 	leaderElection := []string{"--leader-elect", "--leader-election-namespace=" + leaseNS}
 
 	a := e.startOperator("a", leaderElection...)
-	var holderA string
-	eventually(t, 30*time.Second, "a acquires the Lease", func(ctx context.Context) (err error) {
-		if holderA, err = e.leaseHolder(ctx, leaseNS); err == nil && holderA == "" {
-			err = errors.New("no holder")
-		}
-		return err
-	})
-	b := e.startOperator("b", leaderElection...)
-	started := time.Now()
-	// b is standing by once it has read the Lease held by a.
-	eventually(t, 30*time.Second, "b reads the Lease", func(context.Context) error {
-		if len(e.audit.events(t, and(by(b.user, started, time.Time{}), on("leases")))) == 0 {
-			return errors.New("no Lease request from b yet")
-		}
-		return nil
-	})
+	holderA := e.waitLeader(leaseNS)
+	b := e.startStandby("b", leaderElection...)
 
 	source := types.NamespacedName{Namespace: "le-src", Name: "shared"}
 	e.createSource(source.Namespace, source.Name, "le-t-*", map[string][]byte{"token": []byte("v1")})
@@ -105,4 +91,32 @@ func TestLeaderElection(t *testing.T) {
 	}
 	t.Logf("writes: leader a %s; standby b before takeover 0; b after takeover %s (%s after the last change)",
 		e.secretWrites(a.user, time.Time{}, time.Time{}), e.secretWrites(b.user, time.Time{}, time.Time{}), since(changed))
+}
+
+// waitLeader waits until a replica holds the Lease in namespace, and returns its identity.
+func (e *env) waitLeader(namespace string) string {
+	e.t.Helper()
+	var holder string
+	eventually(e.t, 30*time.Second, "a replica acquires the Lease", func(ctx context.Context) (err error) {
+		if holder, err = e.leaseHolder(ctx, namespace); err == nil && holder == "" {
+			err = errors.New("no holder")
+		}
+		return err
+	})
+	return holder
+}
+
+// startStandby starts an operator with args, which include leader election, and returns once
+// it stands by: it has read the Lease, which another holds.
+func (e *env) startStandby(name string, args ...string) *operator {
+	e.t.Helper()
+	started := time.Now()
+	op := e.startOperator(name, args...)
+	eventually(e.t, 30*time.Second, op.user+" reads the Lease", func(context.Context) error {
+		if len(e.audit.events(e.t, and(by(op.user, started, time.Time{}), on("leases")))) == 0 {
+			return errors.New("no Lease request yet")
+		}
+		return nil
+	})
+	return op
 }
