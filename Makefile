@@ -85,7 +85,7 @@ test-e2e: build $(CONTROL_PLANE) $(KUTTL) $(LOCALCLUSTER) ## Run the kuttl suite
 .PHONY: test-reliability
 test-reliability: build $(CONTROL_PLANE) $(KUSTOMIZE) $(ETCDUTL) ## Run the fault tolerance suite (test/reliability) on bin/whisperer processes and a local control plane.
 	go vet -tags reliability ./test/reliability/...
-	WHISPERER=$(WHISPERER) KUSTOMIZE=$(KUSTOMIZE) ETCDUTL=$(ETCDUTL) go test -tags reliability ./test/reliability/... -count=1 -timeout 15m -v
+	WHISPERER=$(WHISPERER) KUSTOMIZE=$(KUSTOMIZE) ETCDUTL=$(ETCDUTL) go test -tags reliability ./test/reliability/... -count=1 -timeout 30m -v
 
 .PHONY: test-all
 test-all: verify test test-e2e test-reliability ## Everything CI runs (.ci/run): checks, unit, envtest, kuttl, reliability, OLM and Helm tests.

@@ -120,7 +120,7 @@ subjects: [{kind: ServiceAccount, namespace: monitoring, name: scraper}]
 	steps := []runbookStep{
 		{line: "kubectl -n whisperer-system get pods -l control-plane=controller-manager -o wide", want: []string{"whisperer-controller-manager-", "Pending"}},
 		{line: "kubectl -n whisperer-system get pods -l control-plane=controller-manager", want: []string{"whisperer-controller-manager-"}},
-		{line: "kubectl -n whisperer-system describe pods -l control-plane=controller-manager", want: []string{"Name:", "whisperer-controller-manager-", "Containers:"}},
+		{line: "kubectl -n whisperer-system describe pods -l control-plane=controller-manager", want: []string{"whisperer-controller-manager-", "Liveness:", "Readiness:", "Limits:", "Requests:"}},
 		{
 			line: "kubectl -n whisperer-system get deploy whisperer-controller-manager -o jsonpath='{.spec.template.spec.containers[0].args}'",
 			want: []string{"--leader-elect", "--metrics-bind-address=:8443"},
