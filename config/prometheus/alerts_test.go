@@ -272,6 +272,9 @@ type alertTest struct {
 	labels      map[string]string
 	annotations map[string]string
 	blips       []int
+	// smallest, when set, is the smallest failure that must fire the alert too (its
+	// annotations then unchecked): one namespace, one source, one queued item.
+	smallest func(t *timeline, from, to int)
 }
 
 var alertTests = []alertTest{
@@ -350,9 +353,10 @@ var alertTests = []alertTest{
 		blips: []int{1, 14},
 	},
 	{
-		alert: "WhispererMirrorWritesFailing",
-		fail:  whispererGauge("whisperer_mirrors", `state="failed"`, 3),
-		holds: 15 * time.Minute,
+		alert:    "WhispererMirrorWritesFailing",
+		fail:     whispererGauge("whisperer_mirrors", `state="failed"`, 3),
+		smallest: whispererGauge("whisperer_mirrors", `state="failed"`, 1),
+		holds:    15 * time.Minute,
 		labels: map[string]string{
 			"alertname": "WhispererMirrorWritesFailing", "severity": "warning", "job": "whisperer", "namespace": "whisperer-system",
 		},
@@ -365,9 +369,10 @@ var alertTests = []alertTest{
 		blips: []int{1, 14},
 	},
 	{
-		alert: "WhispererMirrorConflicts",
-		fail:  whispererGauge("whisperer_mirrors", `state="conflict"`, 3),
-		holds: 15 * time.Minute,
+		alert:    "WhispererMirrorConflicts",
+		fail:     whispererGauge("whisperer_mirrors", `state="conflict"`, 3),
+		smallest: whispererGauge("whisperer_mirrors", `state="conflict"`, 1),
+		holds:    15 * time.Minute,
 		labels: map[string]string{
 			"alertname": "WhispererMirrorConflicts", "severity": "warning", "job": "whisperer", "namespace": "whisperer-system",
 		},
@@ -380,9 +385,10 @@ var alertTests = []alertTest{
 		blips: []int{1, 14},
 	},
 	{
-		alert: "WhispererSourcesRefused",
-		fail:  whispererGauge("whisperer_sources", `state="refused"`, 2),
-		holds: 15 * time.Minute,
+		alert:    "WhispererSourcesRefused",
+		fail:     whispererGauge("whisperer_sources", `state="refused"`, 2),
+		smallest: whispererGauge("whisperer_sources", `state="refused"`, 1),
+		holds:    15 * time.Minute,
 		labels: map[string]string{
 			"alertname": "WhispererSourcesRefused", "severity": "warning", "job": "whisperer", "namespace": "whisperer-system",
 		},
@@ -395,9 +401,10 @@ var alertTests = []alertTest{
 		blips: []int{1, 14},
 	},
 	{
-		alert: "WhispererWorkQueueNotDraining",
-		fail:  gauge("workqueue_depth", `controller="secretmirror", name="secretmirror"`, 7),
-		holds: 15 * time.Minute,
+		alert:    "WhispererWorkQueueNotDraining",
+		fail:     gauge("workqueue_depth", `controller="secretmirror", name="secretmirror"`, 7),
+		smallest: gauge("workqueue_depth", `controller="secretmirror", name="secretmirror"`, 1),
+		holds:    15 * time.Minute,
 		labels: map[string]string{
 			"alertname": "WhispererWorkQueueNotDraining", "severity": "warning", "job": "whisperer", "namespace": "whisperer-system",
 		},
@@ -468,6 +475,11 @@ func TestAlertFires(t *testing.T) {
 	for _, c := range alertTests {
 		for variant, kinds := range map[string][]string{"": nil, "/by kind": {"Secret", "ConfigMap"}} {
 			t.Run(c.alert+variant, func(t *testing.T) { testAlertFires(t, c, kinds) })
+		}
+		if c.smallest != nil {
+			smallest := c
+			smallest.fail, smallest.annotations = c.smallest, nil
+			t.Run(c.alert+"/smallest", func(t *testing.T) { testAlertFires(t, smallest, nil) })
 		}
 	}
 }
