@@ -42,7 +42,7 @@ func newManager(o options.Options) (ctrl.Manager, error) {
 		// client-go's scheme, which client-go fills at start anyway: a scheme of our own would
 		// hold a second copy of every type's registration (1.6 MiB measured).
 		Scheme:                  clientgoscheme.Scheme,
-		Cache:                   controllers.CacheOptions(controllers.Secrets),
+		Cache:                   controllers.CacheOptions(o.Kinds...),
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  o.ProbeAddr,
 		PprofBindAddress:        o.PprofAddr,
@@ -83,18 +83,20 @@ func run(o options.Options) error {
 			ctrl.Log.Error(err, "Flushing traces")
 		}
 	}()
-	reconciler := &controllers.MirrorReconciler{
-		Kind:                    controllers.Secrets,
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		WriteConcurrency:        o.WriteConcurrency,
-		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
-		ConflictRetryInterval:   o.ConflictRetryInterval,
-		ResyncPeriod:            o.ResyncPeriod,
-		Policy:                  o.Policy,
-	}
-	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
-		return fmt.Errorf("setting up controller: %w", err)
+	for _, kind := range o.Kinds {
+		reconciler := &controllers.MirrorReconciler{
+			Kind:                    kind,
+			Client:                  mgr.GetClient(),
+			APIReader:               mgr.GetAPIReader(),
+			WriteConcurrency:        o.WriteConcurrency,
+			MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+			ConflictRetryInterval:   o.ConflictRetryInterval,
+			ResyncPeriod:            o.ResyncPeriod,
+			Policy:                  o.Policy,
+		}
+		if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
+			return fmt.Errorf("setting up the controller of %s: %w", kind, err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding health check: %w", err)

@@ -93,8 +93,9 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 	decode(t, resources, "ClusterRole", "whisperer-manager-role", manager)
 	want := map[string][]string{
 		"/secrets":             {"create", "delete", "get", "list", "update", "watch"},
+		"/configmaps":          {"create", "delete", "get", "list", "update", "watch"},
 		"/namespaces":          {"get", "list", "watch"},
-		"events.k8s.io/events": {"create", "patch"},
+		"events.k8s.io/events": {"create", "get"},
 	}
 	got := map[string][]string{}
 	for _, rule := range manager.Rules {

@@ -13,12 +13,13 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // What users read in `kubectl get events` on a source.
 
 // notes returns the notes of the Events on source with reason, oldest first.
-func notes(t *testing.T, source *corev1.Secret, reason string) []string {
+func notes(t *testing.T, source client.Object, reason string) []string {
 	t.Helper()
 	found := events(t, source, reason)
 	slices.SortFunc(found, func(a, b eventsv1.Event) int { return a.EventTime.Compare(b.EventTime.Time) })
@@ -35,18 +36,20 @@ func notes(t *testing.T, source *corev1.Secret, reason string) []string {
 // The walkthrough: apply, delete a mirror, create the missing namespace. Each change is an Event
 // of its own, with its own counts.
 func TestEachChangeOfMirrorsIsAnEventOfItsOwn(t *testing.T) {
-	s := startSeed(t)
-	waitForEvent(t, s.source, ReasonMirrored, "created 2, updated 0, deleted 0 mirrors")
-	deleteObject(t, getSecret(t, s.target, "sync"))
-	s.waitForMirrors(t, s.target, s.target2)
-	createNamespaces(t, s.missing)
-	s.waitForMirrors(t, s.target, s.target2, s.missing)
-	want := []string{"created 2, updated 0, deleted 0 mirrors", "created 1, updated 0, deleted 0 mirrors", "created 1, updated 0, deleted 0 mirrors"}
-	eventually(t, "three Mirrored Events", func() error {
-		if got := notes(t, s.source, ReasonMirrored); !slices.Equal(got, want) {
-			return fmt.Errorf("notes %q, want %q", got, want)
-		}
-		return nil
+	forEachKind(t, func(t *testing.T, k testKind) {
+		s := startSeed(t, k)
+		waitForEvent(t, s.source, ReasonMirrored, "created 2, updated 0, deleted 0 mirrors")
+		deleteObject(t, s.mirror(t, s.target))
+		s.waitForMirrors(t, s.target, s.target2)
+		createNamespaces(t, s.missing)
+		s.waitForMirrors(t, s.target, s.target2, s.missing)
+		want := []string{"created 2, updated 0, deleted 0 mirrors", "created 1, updated 0, deleted 0 mirrors", "created 1, updated 0, deleted 0 mirrors"}
+		eventually(t, "three Mirrored Events", func() error {
+			if got := notes(t, s.source, ReasonMirrored); !slices.Equal(got, want) {
+				return fmt.Errorf("notes %q, want %q", got, want)
+			}
+			return nil
+		})
 	})
 }
 

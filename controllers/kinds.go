@@ -18,6 +18,8 @@ import (
 // Kind is a kind of object whisperer mirrors. The reconciler, its caches and its writes are the
 // same for every kind; a Kind says how to make its objects and what their content is.
 type Kind interface {
+	// String names it as --resources does: secrets, configmaps.
+	String() string
 	// kind names it for planning, Events and metrics.
 	kind() mirror.Kind
 	resource() schema.GroupVersionResource
@@ -35,6 +37,8 @@ type Kind interface {
 var Secrets Kind = secretKind{}
 
 type secretKind struct{}
+
+func (secretKind) String() string { return "secrets" }
 
 func (secretKind) kind() mirror.Kind { return mirror.KindSecret }
 
@@ -57,6 +61,41 @@ func (secretKind) copyContent(dst, src client.Object) {
 	d, s := dst.(*corev1.Secret), src.(*corev1.Secret)
 	d.Type, d.Data, d.Immutable = s.Type, maps.Clone(s.Data), s.Immutable
 }
+
+// ConfigMaps is the Kind of ConfigMaps.
+var ConfigMaps Kind = configMapKind{}
+
+type configMapKind struct{}
+
+func (configMapKind) String() string { return "configmaps" }
+
+func (configMapKind) kind() mirror.Kind { return mirror.KindConfigMap }
+
+func (configMapKind) resource() schema.GroupVersionResource {
+	return corev1.SchemeGroupVersion.WithResource("configmaps")
+}
+
+func (configMapKind) newObject() client.Object { return &corev1.ConfigMap{} }
+
+func (configMapKind) newList() client.ObjectList { return &corev1.ConfigMapList{} }
+
+func (configMapKind) shape(obj client.Object) (string, bool) {
+	return "", isTrue(obj.(*corev1.ConfigMap).Immutable)
+}
+
+func (configMapKind) hashData(obj client.Object, d *digester) {
+	c := obj.(*corev1.ConfigMap)
+	d.strings(c.Data)
+	d.bytes(c.BinaryData)
+}
+
+func (configMapKind) copyContent(dst, src client.Object) {
+	d, s := dst.(*corev1.ConfigMap), src.(*corev1.ConfigMap)
+	d.Data, d.BinaryData, d.Immutable = maps.Clone(s.Data), maps.Clone(s.BinaryData), s.Immutable
+}
+
+// AllKinds are the kinds whisperer can mirror, Secrets first, as they are its main use.
+var AllKinds = []Kind{Secrets, ConfigMaps}
 
 func isTrue(b *bool) bool { return b != nil && *b }
 

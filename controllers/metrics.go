@@ -18,19 +18,20 @@ import (
 var (
 	mirrorOperations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "whisperer_mirror_operations_total",
-		Help: "Mirror writes that succeeded, by operation: create, update, recreate, delete.",
-	}, []string{"operation"})
+		Help: "Mirror writes that succeeded, by kind (Secret, ConfigMap) and operation: create, update, recreate, delete.",
+	}, []string{"kind", "operation"})
 	mirrorErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "whisperer_mirror_errors_total",
-		Help: "Mirror writes that failed, by operation: create, update, recreate, delete.",
-	}, []string{"operation"})
+		Help: "Mirror writes that failed, by kind (Secret, ConfigMap) and operation: create, update, recreate, delete.",
+	}, []string{"kind", "operation"})
 	sourcesDesc = prometheus.NewDesc("whisperer_sources",
-		"Sources by state: active, or refused (by the administrator's policy, or because of what they are).",
-		[]string{"state"}, nil)
+		"Sources by kind (Secret, ConfigMap) and state: active, or refused (by the administrator's policy, "+
+			"or because of what they are).",
+		[]string{"kind", "state"}, nil)
 	mirrorsDesc = prometheus.NewDesc("whisperer_mirrors",
-		"Namespaces that sources ask for, by state: in_sync; conflict (another object holds the name); "+
-			"refused (by the policy, or because the source is refused); failed (the last write failed).",
-		[]string{"state"}, nil)
+		"Namespaces that sources ask for, by kind (Secret, ConfigMap) and state: in_sync; conflict (another "+
+			"object holds the name); refused (by the policy, or because the source is refused); failed (the last write failed).",
+		[]string{"kind", "state"}, nil)
 )
 
 // operationKinds are the values of the operation label.
@@ -38,21 +39,25 @@ var operationKinds = []mirror.ActionKind{mirror.Create, mirror.Update, mirror.Re
 
 func init() {
 	metrics.Registry.MustRegister(mirrorOperations, mirrorErrors, stateCollector{})
-	for _, kind := range operationKinds {
-		mirrorOperations.WithLabelValues(string(kind))
-		mirrorErrors.WithLabelValues(string(kind))
+}
+
+// exportCounters makes the counters of kind exist, at zero, before its first write.
+func exportCounters(kind mirror.Kind) {
+	for _, op := range operationKinds {
+		mirrorOperations.WithLabelValues(string(kind), string(op))
+		mirrorErrors.WithLabelValues(string(kind), string(op))
 	}
 }
 
-// countWrite counts a planned write by its result.
-func countWrite(kind mirror.ActionKind, res writeResult, err error) {
+// countWrite counts a planned write of a mirror of kind by its result.
+func countWrite(kind mirror.Kind, op mirror.ActionKind, res writeResult, err error) {
 	switch {
 	case err != nil:
-		mirrorErrors.WithLabelValues(string(kind)).Inc()
+		mirrorErrors.WithLabelValues(string(kind), string(op)).Inc()
 	case res.changed():
 		// A create that found a mirror to repair did an update, and a repaired recreate a
 		// create: the operation label says what was planned, the result what it took.
-		mirrorOperations.WithLabelValues(string(kind)).Inc()
+		mirrorOperations.WithLabelValues(string(kind), string(op)).Inc()
 	}
 }
 
@@ -62,13 +67,16 @@ type sourceStats struct {
 	inSync, conflict, refused, failed int
 }
 
-// stats holds the sourceStats of the sources of one reconciler.
+// stats holds the sourceStats of the sources of one reconciler, of one kind.
 type stats struct {
+	kind     mirror.Kind
 	mu       sync.Mutex
 	bySource map[types.NamespacedName]sourceStats
 }
 
-func newStats() *stats { return &stats{bySource: map[types.NamespacedName]sourceStats{}} }
+func newStats(kind mirror.Kind) *stats {
+	return &stats{kind: kind, bySource: map[types.NamespacedName]sourceStats{}}
+}
 
 func (s *stats) set(source types.NamespacedName, st sourceStats) {
 	s.mu.Lock()
@@ -111,29 +119,39 @@ func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (stateCollector) Collect(ch chan<- prometheus.Metric) {
-	var active, refusedSources int
-	var total sourceStats
+	type totals struct {
+		active, refusedSources int
+		sourceStats
+	}
+	byKind := map[mirror.Kind]*totals{}
 	running.Lock()
 	for s := range running.stats {
+		t := byKind[s.kind]
+		if t == nil {
+			t = &totals{}
+			byKind[s.kind] = t
+		}
 		s.mu.Lock()
 		for _, st := range s.bySource {
 			if st.refusedSource {
-				refusedSources++
+				t.refusedSources++
 			} else {
-				active++
+				t.active++
 			}
-			total.inSync += st.inSync
-			total.conflict += st.conflict
-			total.refused += st.refused
-			total.failed += st.failed
+			t.inSync += st.inSync
+			t.conflict += st.conflict
+			t.refused += st.refused
+			t.failed += st.failed
 		}
 		s.mu.Unlock()
 	}
 	running.Unlock()
-	for state, n := range map[string]int{"active": active, "refused": refusedSources} {
-		ch <- prometheus.MustNewConstMetric(sourcesDesc, prometheus.GaugeValue, float64(n), state)
-	}
-	for state, n := range map[string]int{"in_sync": total.inSync, "conflict": total.conflict, "refused": total.refused, "failed": total.failed} {
-		ch <- prometheus.MustNewConstMetric(mirrorsDesc, prometheus.GaugeValue, float64(n), state)
+	for kind, t := range byKind {
+		for state, n := range map[string]int{"active": t.active, "refused": t.refusedSources} {
+			ch <- prometheus.MustNewConstMetric(sourcesDesc, prometheus.GaugeValue, float64(n), string(kind), state)
+		}
+		for state, n := range map[string]int{"in_sync": t.inSync, "conflict": t.conflict, "refused": t.refused, "failed": t.failed} {
+			ch <- prometheus.MustNewConstMetric(mirrorsDesc, prometheus.GaugeValue, float64(n), string(kind), state)
+		}
 	}
 }

@@ -74,6 +74,10 @@ func (r *MirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 		return ctrl.Result{}, err
 	}
 	state := seen.state
+	if state.Source != nil {
+		// Which version of the source this reconcile acted on.
+		span.SetAttributes(attrSourceVersion.String(state.Source.Object.GetResourceVersion()))
+	}
 	plan := mirror.Plan(state)
 	o := r.write(ctx, seen, plan.Actions)
 	r.conflicts.set(key, o.conflicts)

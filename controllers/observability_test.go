@@ -18,12 +18,12 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/trace/noop"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -107,7 +107,7 @@ func TestReconcileSpansReachAnOTLPReceiver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { otel.SetTracerProvider(noop.NewTracerProvider()) })
+	t.Cleanup(func() { otel.SetTracerProvider(tracerProvider) })
 
 	ns := names("source", "free", "taken")
 	createNamespaces(t, ns...)
@@ -165,12 +165,14 @@ func findSpan(t *testing.T, spans []*tracev1.Span, want map[string]string) *trac
 func TestMetricsAfterTheSeedFlows(t *testing.T) {
 	// The state gauges count every source in the cluster: wait for the other tests' to be gone.
 	eventually(t, "no source left by other tests", func() error {
-		sources := &corev1.SecretList{}
-		if err := k8s.List(context.Background(), sources, client.MatchingLabels{mirror.LabelSync: "true"}); err != nil {
-			return err
-		}
-		if len(sources.Items) > 0 {
-			return fmt.Errorf("%d sources", len(sources.Items))
+		for _, k := range testKinds {
+			sources := k.newList()
+			if err := k8s.List(context.Background(), sources, client.MatchingLabels{mirror.LabelSync: "true"}); err != nil {
+				return err
+			}
+			if n := meta.LenList(sources); n > 0 {
+				return fmt.Errorf("%d %s sources", n, k.name)
+			}
 		}
 		return nil
 	})
@@ -194,24 +196,26 @@ func TestMetricsAfterTheSeedFlows(t *testing.T) {
 	waitForEvent(t, token, ReasonRefused)
 	eventually(t, "gauges after the flows", func() error {
 		return expectMetrics(addr, before, map[string]float64{
-			`whisperer_sources{state="active"}`:                       1,
-			`whisperer_sources{state="refused"}`:                      1,
-			`whisperer_mirrors{state="in_sync"}`:                      2,
-			`whisperer_mirrors{state="conflict"}`:                     1,
-			`whisperer_mirrors{state="refused"}`:                      2, // the excluded namespace, the token's target
-			`whisperer_mirrors{state="failed"}`:                       0,
-			`Δ whisperer_mirror_operations_total{operation="create"}`: 2,
-			`Δ whisperer_mirror_errors_total{operation="create"}`:     0,
+			`whisperer_sources{kind="Secret",state="active"}`:                       1,
+			`whisperer_sources{kind="Secret",state="refused"}`:                      1,
+			`whisperer_mirrors{kind="Secret",state="in_sync"}`:                      2,
+			`whisperer_mirrors{kind="Secret",state="conflict"}`:                     1,
+			`whisperer_mirrors{kind="Secret",state="refused"}`:                      2, // the excluded namespace, the token's target
+			`whisperer_mirrors{kind="Secret",state="failed"}`:                       0,
+			`whisperer_sources{kind="ConfigMap",state="active"}`:                    0,
+			`whisperer_mirrors{kind="ConfigMap",state="in_sync"}`:                   0,
+			`Δ whisperer_mirror_operations_total{kind="Secret",operation="create"}`: 2,
+			`Δ whisperer_mirror_errors_total{kind="Secret",operation="create"}`:     0,
 		})
 	})
 
 	deleteObject(t, source)
 	eventually(t, "gauges after the source is deleted", func() error {
 		return expectMetrics(addr, before, map[string]float64{
-			`whisperer_sources{state="active"}`:                       0,
-			`whisperer_mirrors{state="in_sync"}`:                      0,
-			`whisperer_mirrors{state="conflict"}`:                     0,
-			`Δ whisperer_mirror_operations_total{operation="delete"}`: 2,
+			`whisperer_sources{kind="Secret",state="active"}`:                       0,
+			`whisperer_mirrors{kind="Secret",state="in_sync"}`:                      0,
+			`whisperer_mirrors{kind="Secret",state="conflict"}`:                     0,
+			`Δ whisperer_mirror_operations_total{kind="Secret",operation="delete"}`: 2,
 		})
 	})
 }

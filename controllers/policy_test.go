@@ -32,7 +32,6 @@ func TestSourcesOutsideTheAllowedNamespacesAreRefused(t *testing.T) {
 
 	eventually(t, "mirror of the allowed source", func() error { return checkFaithful(allowed, getSecret(t, ns[2], "pull")) })
 	waitForEvent(t, pushed, ReasonRefused, "namespace "+ns[1])
-	settle()
 	if got := mirrorsOf(t, pushed); len(got) > 0 {
 		t.Errorf("a source outside --source-namespaces was mirrored into %v", got)
 	}
@@ -47,14 +46,13 @@ func TestExcludedAndOptedOutNamespacesGetNoMirror(t *testing.T) {
 	startOperator(t, withPolicy(mirror.Policy{ExcludedNamespaces: mirror.Patterns{"excluded-*"}}))
 	source := sourceSecret(ns[0], "pull", ns[1], ns[2], ns[3])
 	create(t, source)
-	s := seed{source: source}
-	s.waitForMirrors(t, ns[3])
+	waitForMirrorsOf(t, source, ns[3])
 
 	// Opting out later removes the mirror that is there.
 	edit(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns[3]}}, func(n *corev1.Namespace) {
 		n.Labels = map[string]string{mirror.LabelIgnore: "true"}
 	})
-	s.waitForMirrors(t)
+	waitForMirrorsOf(t, source)
 }
 
 func TestRequiredTargetLabel(t *testing.T) {
@@ -70,7 +68,7 @@ func TestRequiredTargetLabel(t *testing.T) {
 	edit(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns[2]}}, func(n *corev1.Namespace) {
 		n.Labels = map[string]string{"whisperer.test/allow-mirrors": "true"}
 	})
-	(seed{source: source}).waitForMirrors(t, ns[2])
+	waitForMirrorsOf(t, source, ns[2])
 }
 
 // TestSecretDataNeverReachesLogsOrEvents runs the flows that log and record the most (creation,
@@ -97,7 +95,7 @@ func TestSecretDataNeverReachesLogsOrEvents(t *testing.T) {
 	waitForEvent(t, source, ReasonConflict)
 	waitForEvent(t, token, ReasonRefused)
 	deleteObject(t, source)
-	(seed{source: source}).waitForMirrors(t)
+	waitForMirrorsOf(t, source)
 
 	if logs.Len() == 0 || !strings.Contains(logs.String(), "Mirror written") {
 		t.Fatal("no detailed log line captured: the test would miss a leak")

@@ -19,6 +19,7 @@ import (
 )
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=get;create
 
@@ -75,7 +76,8 @@ func (r *MirrorReconciler) setupState(mgr ctrl.Manager) error {
 	r.contents = newContents()
 	r.expectations = newExpectations()
 	r.events = newEventRecorder(mgr.GetClient(), mgr.GetAPIReader(), r.Kind.kind(), instance)
-	r.stats = newStats()
+	r.stats = newStats(r.Kind.kind())
+	exportCounters(r.Kind.kind())
 	r.tracer = newTracer()
 	return nil
 }

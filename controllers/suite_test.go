@@ -13,8 +13,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -39,10 +42,15 @@ var (
 	// k8s reads and writes directly, without a cache, as a user with kubectl does.
 	k8s    client.Client
 	scheme = runtime.NewScheme()
+	// spans records the spans of every test operator: a test that checks that something did not
+	// happen first waits for the reconcile that would have done it (waitReconciled).
+	spans          = tracetest.NewSpanRecorder()
+	tracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 )
 
 func TestMain(m *testing.M) {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	otel.SetTracerProvider(tracerProvider)
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(testLogOutput())))
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with `make test`, which builds the control plane")
@@ -80,29 +88,46 @@ type operator struct {
 	writes *writeRecorder
 }
 
-// operatorOption changes how a test operator is set up: its manager or its reconciler.
-type operatorOption func(*ctrl.Options, *MirrorReconciler)
+// operatorSetup is how a test operator is set up: its manager, the settings of its reconcilers
+// (one per kind) and the kinds it mirrors.
+type operatorSetup struct {
+	manager    ctrl.Options
+	reconciler MirrorReconciler
+	kinds      []Kind
+}
+
+// operatorOption changes how a test operator is set up.
+type operatorOption func(*operatorSetup)
 
 func withPolicy(p mirror.Policy) operatorOption {
-	return func(_ *ctrl.Options, r *MirrorReconciler) { r.Policy = p }
+	return func(s *operatorSetup) { s.reconciler.Policy = p }
 }
 
 func withResync(d time.Duration) operatorOption {
-	return func(_ *ctrl.Options, r *MirrorReconciler) { r.ResyncPeriod = d }
+	return func(s *operatorSetup) { s.reconciler.ResyncPeriod = d }
 }
 
 func withConflictRetry(d time.Duration) operatorOption {
-	return func(_ *ctrl.Options, r *MirrorReconciler) { r.ConflictRetryInterval = d }
+	return func(s *operatorSetup) { s.reconciler.ConflictRetryInterval = d }
+}
+
+func withConcurrentReconciles(n int) operatorOption {
+	return func(s *operatorSetup) { s.reconciler.MaxConcurrentReconciles = n }
+}
+
+// withKinds makes the operator mirror kinds only, as --resources does.
+func withKinds(kinds ...Kind) operatorOption {
+	return func(s *operatorSetup) { s.kinds = kinds }
 }
 
 // withLogger sends the operator's logs to log.
 func withLogger(log logr.Logger) operatorOption {
-	return func(o *ctrl.Options, _ *MirrorReconciler) { o.Logger = log }
+	return func(s *operatorSetup) { s.manager.Logger = log }
 }
 
 // withMetricsAt serves the operator's metrics over plain HTTP at addr.
 func withMetricsAt(addr string) operatorOption {
-	return func(o *ctrl.Options, _ *MirrorReconciler) { o.Metrics.BindAddress = addr }
+	return func(s *operatorSetup) { s.manager.Metrics.BindAddress = addr }
 }
 
 // startOperator starts whisperer against the test cluster; it stops when the test ends or
@@ -112,27 +137,33 @@ func startOperator(t *testing.T, opts ...operatorOption) *operator {
 	writes := &writeRecorder{}
 	cfg := rest.CopyConfig(cluster.Config)
 	cfg.Wrap(writes.wrap)
-	options := ctrl.Options{
-		Logger:                 ctrl.Log,
-		Scheme:                 scheme,
-		Cache:                  CacheOptions(Secrets),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		// Each test runs its own manager with the same controller name in one process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	setup := operatorSetup{
+		manager: ctrl.Options{
+			Logger:                 ctrl.Log,
+			Scheme:                 scheme,
+			Metrics:                metricsserver.Options{BindAddress: "0"},
+			HealthProbeBindAddress: "0",
+			// Each test runs its own manager with the same controller names in one process.
+			Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		},
+		reconciler: MirrorReconciler{WriteConcurrency: 4, ConflictRetryInterval: time.Minute},
+		kinds:      AllKinds,
 	}
-	r := &MirrorReconciler{Kind: Secrets, WriteConcurrency: 4, ConflictRetryInterval: time.Minute}
 	for _, opt := range opts {
-		opt(&options, r)
+		opt(&setup)
 	}
-	mgr, err := ctrl.NewManager(cfg, options)
+	setup.manager.Cache = CacheOptions(setup.kinds...)
+	mgr, err := ctrl.NewManager(cfg, setup.manager)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.Client, r.APIReader = mgr.GetClient(), mgr.GetAPIReader()
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		t.Fatal(err)
+	for _, k := range setup.kinds {
+		r := setup.reconciler // the settings; the rest is made by SetupWithManager
+		r.Kind, r.Client, r.APIReader = k, mgr.GetClient(), mgr.GetAPIReader()
+		if err := r.SetupWithManager(ctx, mgr); err != nil {
+			t.Fatal(err)
+		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
@@ -172,15 +203,11 @@ func createNamespaces(t *testing.T, names ...string) {
 	}
 }
 
-// sourceSecret returns a source in namespace, named name, that asks for targets.
+// sourceSecret returns a source Secret in namespace, named name, that asks for targets.
 func sourceSecret(namespace, name string, targets ...string) *corev1.Secret {
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: namespace,
-			Labels:      map[string]string{mirror.LabelSync: "true"},
-			Annotations: map[string]string{mirror.AnnotationNamespaces: strings.Join(targets, ",")},
-		},
-		Data: map[string][]byte{"secret": []byte("totally a super duper secret")},
+		ObjectMeta: sourceMeta(namespace, name, targets...),
+		Data:       map[string][]byte{"secret": []byte("totally a super duper secret")},
 	}
 }
 
@@ -194,33 +221,52 @@ func create(t *testing.T, obj client.Object) {
 // getSecret reads a Secret live; it returns nil when there is none.
 func getSecret(t *testing.T, namespace, name string) *corev1.Secret {
 	t.Helper()
-	s := &corev1.Secret{}
-	err := k8s.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, s)
-	if apierrors.IsNotFound(err) {
-		return nil
+	if obj := getObject(t, secretKindT, namespace, name); obj != nil {
+		return obj.(*corev1.Secret)
 	}
-	if err != nil {
-		t.Fatalf("reading Secret %s/%s: %v", namespace, name, err)
-	}
-	return s
+	return nil
 }
 
-// mirrorsOf lists, live, the namespaces holding a Secret labelled as a mirror of source, as the
-// seed's `kubectl get secrets -l secret-syncer.jeffl.es/name=...,secret-syncer.jeffl.es/namespace=...` does.
-func mirrorsOf(t *testing.T, source *corev1.Secret) []string {
+// waitReconciled waits until a reconcile of obj, a source, has planned from it as it is now (its
+// current resourceVersion) and ended: what that reconcile did not do, it will not do.
+func waitReconciled(t *testing.T, obj client.Object) {
 	t.Helper()
-	list := &corev1.SecretList{}
-	err := k8s.List(context.Background(), list, client.MatchingLabels{
-		mirror.LabelSourceName: source.Name, mirror.LabelSourceNamespace: source.Namespace,
+	live := getObject(t, kindOf(obj), obj.GetNamespace(), obj.GetName())
+	if live == nil {
+		t.Fatalf("%s/%s is gone", obj.GetNamespace(), obj.GetName())
+	}
+	want := map[attribute.Key]string{
+		attrKind: kindOf(obj).name, attrSourceNamespace: obj.GetNamespace(), attrSourceName: obj.GetName(),
+		attrSourceVersion: live.GetResourceVersion(),
+	}
+	eventually(t, fmt.Sprintf("a reconcile of %s at resourceVersion %s", obj.GetName(), live.GetResourceVersion()), func() error {
+		if len(reconcileSpans(want)) == 0 {
+			return fmt.Errorf("none ended yet")
+		}
+		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
+}
+
+// reconcileSpans returns the ended Reconcile spans whose attributes include want.
+func reconcileSpans(want map[attribute.Key]string) []sdktrace.ReadOnlySpan {
+	var found []sdktrace.ReadOnlySpan
+	for _, span := range spans.Ended() {
+		if span.Name() != "Reconcile" {
+			continue
+		}
+		got := map[attribute.Key]string{}
+		for _, kv := range span.Attributes() {
+			got[kv.Key] = kv.Value.Emit()
+		}
+		matches := true
+		for k, v := range want {
+			matches = matches && got[k] == v
+		}
+		if matches {
+			found = append(found, span)
+		}
 	}
-	var namespaces []string
-	for _, s := range list.Items {
-		namespaces = append(namespaces, s.Namespace)
-	}
-	return namespaces
+	return found
 }
 
 // eventually retries check until it returns nil, failing the test with its last error after timeout.
@@ -240,32 +286,29 @@ func eventually(t *testing.T, what string, check func() error) {
 	}
 }
 
-// writeRecorder records the write requests (anything but get, list and watch) that pass through
-// a client's transport: mirror writes, Events, Leases alike.
+// writeRecorder records the requests that pass through a client's transport: mirror writes,
+// Events, Leases, reads and watches alike.
 type writeRecorder struct {
 	mu       sync.Mutex
-	requests []string // "METHOD path"
-	// secretWriteDelay, when set, holds each Secret write this long before sending it, so
-	// that writes made in parallel are seen to overlap.
-	secretWriteDelay atomic.Int64
-	// inFlight and maxInFlight count the Secret writes sent and not yet answered.
+	requests []string // "METHOD path?query"
+	// writeDelay, when set, holds each write of a Secret or ConfigMap this long before sending
+	// it, so that writes made in parallel are seen to overlap, and a test can act in between.
+	writeDelay atomic.Int64
+	// inFlight and maxInFlight count the Secret and ConfigMap writes sent and not yet answered.
 	inFlight, maxInFlight int
 }
 
 func (w *writeRecorder) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-		if req.Method == http.MethodGet {
-			return rt.RoundTrip(req)
-		}
 		w.mu.Lock()
-		w.requests = append(w.requests, req.Method+" "+req.URL.Path)
+		w.requests = append(w.requests, req.Method+" "+req.URL.RequestURI())
 		w.mu.Unlock()
-		if !strings.Contains(req.URL.Path, "/secrets") {
+		if req.Method == http.MethodGet || !strings.Contains(req.URL.Path, "/secrets") && !strings.Contains(req.URL.Path, "/configmaps") {
 			return rt.RoundTrip(req)
 		}
 		w.track(+1)
 		defer w.track(-1)
-		time.Sleep(time.Duration(w.secretWriteDelay.Load()))
+		time.Sleep(time.Duration(w.writeDelay.Load()))
 		return rt.RoundTrip(req)
 	})
 }
@@ -277,24 +320,54 @@ func (w *writeRecorder) track(delta int) {
 	w.maxInFlight = max(w.maxInFlight, w.inFlight)
 }
 
-// mostInFlight returns the most Secret writes that were in flight at once.
+// mostInFlight returns the most writes that were in flight at once.
 func (w *writeRecorder) mostInFlight() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.maxInFlight
 }
 
-// in returns the recorded writes to objects in any of namespaces.
+// waitInFlight waits until a write is in flight.
+func (w *writeRecorder) waitInFlight(t *testing.T) {
+	t.Helper()
+	eventually(t, "a write in flight", func() error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.inFlight == 0 {
+			return fmt.Errorf("none")
+		}
+		return nil
+	})
+}
+
+// in returns the recorded writes (anything but get, list and watch) to objects in any of
+// namespaces.
 func (w *writeRecorder) in(namespaces ...string) []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var found []string
 	for _, r := range w.requests {
+		if strings.HasPrefix(r, http.MethodGet+" ") {
+			continue
+		}
 		for _, ns := range namespaces {
 			if strings.Contains(r, "/namespaces/"+ns+"/") {
 				found = append(found, r)
 				break
 			}
+		}
+	}
+	return found
+}
+
+// of returns every recorded request, read or write, of resource (secrets, configmaps).
+func (w *writeRecorder) of(resource string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var found []string
+	for _, r := range w.requests {
+		if path, _, _ := strings.Cut(r, "?"); strings.Contains(path, "/"+resource) {
+			found = append(found, r)
 		}
 	}
 	return found

@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/whisperer-operator/whisperer/internal/mirror"
@@ -20,10 +19,6 @@ import (
 
 // What a hostile tenant can do with what any tenant may do (create and label Secrets in their own
 // namespace), and why it starves no other source. docs/security.md's threat table names these.
-
-func withConcurrentReconciles(n int) operatorOption {
-	return func(_ *ctrl.Options, r *MirrorReconciler) { r.MaxConcurrentReconciles = n }
-}
 
 // TestForgedMirrorsBeingDeletedDoNotStarveOtherSources forges 40 "mirrors" in a tenant's
 // namespace: Secrets with the mirror labels of sources that do not want them, held by a
@@ -122,7 +117,7 @@ func TestSourceLimitsOfThePolicy(t *testing.T) {
 	}
 	waitForEvent(t, big, ReasonRefused, "--max-source-size")
 	waitForEvent(t, wide, ReasonRefused, "asks for 3 namespaces", "--max-targets-per-source")
-	(seed{source: fits}).waitForMirrors(t, ns[1], ns[2])
+	waitForMirrorsOf(t, fits, ns[1], ns[2])
 	for _, s := range []*corev1.Secret{big, wide} {
 		if got := mirrorsOf(t, s); len(got) > 0 {
 			t.Errorf("refused source %s mirrored into %v", s.Name, got)

@@ -25,6 +25,7 @@ const (
 	attrKind            = attribute.Key("whisperer.kind")
 	attrSourceNamespace = attribute.Key("whisperer.source.namespace")
 	attrSourceName      = attribute.Key("whisperer.source.name")
+	attrSourceVersion   = attribute.Key("whisperer.source.resource_version")
 	attrTargets         = attribute.Key("whisperer.targets")
 	attrOutcome         = attribute.Key("whisperer.outcome")
 	attrCreated         = attribute.Key("whisperer.mirrors.created")

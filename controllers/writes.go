@@ -129,7 +129,7 @@ func (r *MirrorReconciler) write(ctx context.Context, seen observation, actions 
 			for action := range next {
 				res, err := r.writeTraced(ctx, w, action)
 				ctrl.LoggerFrom(ctx).V(1).Info("Mirror written", "targetNamespace", action.Namespace, "action", action.Kind, "result", res)
-				countWrite(action.Kind, res, err)
+				countWrite(w.state.Kind, action.Kind, res, err)
 				o.add(action.Namespace, res, err)
 			}
 		})

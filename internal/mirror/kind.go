@@ -15,9 +15,19 @@ const (
 	KindConfigMap Kind = "ConfigMap"
 )
 
+// publishedConfigMaps are the ConfigMaps that Kubernetes and OpenShift publish into every
+// namespace themselves. A source of that name would fight them in every target namespace.
+var publishedConfigMaps = map[string]string{
+	"kube-root-ca.crt":         "kube-controller-manager publishes it, with the cluster's CA, into every namespace",
+	"openshift-service-ca.crt": "OpenShift's service CA operator publishes it into every namespace",
+}
+
 // kindRefusal returns why source must never be mirrored because of what it is, or "".
 func (k Kind) kindRefusal(source *Source) string {
-	if k != KindSecret {
+	if k == KindConfigMap {
+		if why, ok := publishedConfigMaps[source.Object.GetName()]; ok {
+			return fmt.Sprintf("ConfigMaps named %s are never mirrored: %s", source.Object.GetName(), why)
+		}
 		return ""
 	}
 	switch corev1.SecretType(source.Content.Type) {

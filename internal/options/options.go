@@ -8,12 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/whisperer-operator/whisperer/controllers"
 	"github.com/whisperer-operator/whisperer/internal/mirror"
 )
 
@@ -36,7 +38,9 @@ type Options struct {
 	// configuration, then ~/.kube/config.
 	Kubeconfig string
 	Policy     mirror.Policy
-	Zap        zap.Options
+	// Kinds are the kinds of objects whisperer mirrors.
+	Kinds []controllers.Kind
+	Zap   zap.Options
 }
 
 // DefaultExcludedNamespaces never receive mirrors unless the administrator clears
@@ -105,6 +109,9 @@ func (o *Options) register(fs *flag.FlagSet) {
 		"API Priority and Fairness protects the API server; this only smooths bursts. A negative value disables it.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 2000, "Client-side burst of API requests above --kube-api-qps.")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "0", "Address of the pprof endpoint, for profiling. 0 disables it.")
+	o.Kinds = slices.Clone(controllers.AllKinds)
+	fs.Var(kindsValue{&o.Kinds}, "resources", "Comma-separated kinds of objects to mirror: secrets, configmaps. "+
+		"Without configmaps, whisperer watches no ConfigMap and needs no right on them.")
 	o.registerPolicy(fs)
 	o.Zap.BindFlags(fs)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "Kubeconfig file to use. Without it: $KUBECONFIG, "+
@@ -175,6 +182,42 @@ func (v patternsValue) Set(s string) error {
 		*v.patterns = parsed
 	}
 	return err
+}
+
+// kindsValue is a flag of comma-separated resources (secrets, configmaps).
+type kindsValue struct{ kinds *[]controllers.Kind }
+
+func (v kindsValue) String() string {
+	if v.kinds == nil {
+		return ""
+	}
+	var names []string
+	for _, k := range *v.kinds {
+		names = append(names, k.String())
+	}
+	return strings.Join(names, ",")
+}
+
+func (v kindsValue) Set(s string) error {
+	var kinds []controllers.Kind
+	for entry := range strings.SplitSeq(s, ",") {
+		if entry = strings.TrimSpace(entry); entry == "" {
+			continue
+		}
+		i := slices.IndexFunc(controllers.AllKinds, func(k controllers.Kind) bool { return k.String() == entry })
+		if i < 0 {
+			return fmt.Errorf("%q: not one of secrets, configmaps", entry)
+		}
+		k := controllers.AllKinds[i]
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	if len(kinds) == 0 {
+		return fmt.Errorf("no kind to mirror: name secrets, configmaps or both")
+	}
+	*v.kinds = kinds
+	return nil
 }
 
 // selectorValue is a flag holding a label selector; empty means none.

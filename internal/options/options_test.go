@@ -8,12 +8,14 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/whisperer-operator/whisperer/controllers"
 	"github.com/whisperer-operator/whisperer/internal/mirror"
 )
 
@@ -37,6 +39,7 @@ var exampleValues = map[string]string{
 	"exclude-namespaces":        "kube-*",
 	"require-target-label":      "allow-mirrors=true",
 	"max-source-size":           "65536",
+	"resources":                 "secrets",
 	"max-targets-per-source":    "2000",
 	"kubeconfig":                "/tmp/kubeconfig",
 	"zap-devel":                 "true",
@@ -153,6 +156,7 @@ func TestMalformedEnvironmentStopsTheStart(t *testing.T) {
 		"WHISPERER_RESYNC_PERIOD":        "often",
 		"WHISPERER_LOG_LEVEL":            "loud",
 		"WHISPERER_LOG_FORMAT":           "xml",
+		"WHISPERER_RESOURCES":            "secrets,pods",
 	} {
 		_, err := Parse(nil, envOf(map[string]string{env: value}), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), env) {
@@ -193,6 +197,23 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 	for _, name := range flagNames(t) {
 		if !strings.Contains(string(readme), "`"+EnvName(name)+"`") {
 			t.Errorf("README.md does not list %s (--%s)", EnvName(name), name)
+		}
+	}
+}
+
+func TestResources(t *testing.T) {
+	if got := mustParse(t, nil, nil).Kinds; !slices.Equal(got, []controllers.Kind{controllers.Secrets, controllers.ConfigMaps}) {
+		t.Errorf("default kinds %v, want Secrets and ConfigMaps", got)
+	}
+	if got := mustParse(t, []string{"--resources=secrets"}, nil).Kinds; !slices.Equal(got, []controllers.Kind{controllers.Secrets}) {
+		t.Errorf("--resources=secrets: kinds %v, want Secrets alone", got)
+	}
+	if got := mustParse(t, nil, map[string]string{"WHISPERER_RESOURCES": " configmaps , configmaps "}).Kinds; !slices.Equal(got, []controllers.Kind{controllers.ConfigMaps}) {
+		t.Errorf("WHISPERER_RESOURCES=configmaps: kinds %v, want ConfigMaps alone", got)
+	}
+	for _, bad := range []string{"", " , ", "pods"} {
+		if _, err := Parse([]string{"--resources=" + bad}, noEnv, io.Discard); err == nil {
+			t.Errorf("--resources=%q accepted", bad)
 		}
 	}
 }
