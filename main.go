@@ -18,8 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+
 	"github.com/whisperer-operator/whisperer/controllers"
-	"github.com/whisperer-operator/whisperer/internal/metricsauth"
 	"github.com/whisperer-operator/whisperer/internal/options"
 	"github.com/whisperer-operator/whisperer/internal/telemetry"
 )
@@ -31,7 +32,8 @@ func newManager(o options.Options) (ctrl.Manager, error) {
 	}
 	metrics := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.SecureMetrics, TLSOpts: tlsOpts}
 	if o.SecureMetrics {
-		metrics.FilterProvider = metricsauth.Filter
+		// TokenReview and SubjectAccessReview of each caller, as kube-rbac-proxy does.
+		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 	cfg, err := restConfig(o.Kubeconfig)
 	if err != nil {
