@@ -72,21 +72,15 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// installValues are the values the test installs with: the defaults, and the short conflict
-// retry that tests/kuttl/kuttl-test.yaml gives the operator, through extraArgs.
-func installValues() map[string]any {
-	return map[string]any{"extraArgs": []any{"--conflict-retry-interval=2s"}}
-}
-
 // policySources is where the upgrade allows sources, and only there.
 const policySources = "helm-sources"
 
-// upgradeValues change a policy value and the replicas.
+// upgradeValues change a policy value and the replicas; the install uses the chart's defaults.
 func upgradeValues() map[string]any {
-	v := installValues()
-	v["replicaCount"] = 3
-	v["policy"] = map[string]any{"sourceNamespaces": []any{policySources}}
-	return v
+	return map[string]any{
+		"replicaCount": 3,
+		"policy":       map[string]any{"sourceNamespaces": []any{policySources}},
+	}
 }
 
 func TestInstallRunUpgradeUninstall(t *testing.T) {
@@ -105,7 +99,7 @@ func TestInstallRunUpgradeUninstall(t *testing.T) {
 		i := action.NewInstall(helm)
 		i.ReleaseName, i.Namespace, i.CreateNamespace = releaseName, namespace, true
 		i.WaitStrategy, i.Timeout = kube.StatusWatcherStrategy, helmTimeout
-		r, err := i.RunWithContext(ctx, pkg, installValues())
+		r, err := i.RunWithContext(ctx, pkg, nil)
 		rel = released(t, r, err)
 		checkRelease(t, ctx, c, rel, 1, pkg)
 		dep, _ := deployment(t, ctx, c, rel)

@@ -24,8 +24,6 @@ func startOperator(t *testing.T, ctx context.Context, c client.Client) *clustert
 			"--health-probe-bind-address=" + probeAddress,
 			"--metrics-bind-address=" + metricsAddress,
 			"--zap-encoder=console",
-			// As tests/kuttl/kuttl-test.yaml runs it: a short conflict retry.
-			"--conflict-retry-interval=2s",
 		},
 		ProbeAddress: probeAddress,
 	})
