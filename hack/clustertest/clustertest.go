@@ -2,9 +2,10 @@
 // whisperer with the Operator Lifecycle Manager, make test-helm (hack/helm/e2e) with Helm, both
 // on a local control plane that `localcluster run` starts, in a network namespace of their own
 // (netns.sh). This package gives that cluster a node that runs pods without containers
-// (kube-scheduler, and kwok playing the kubelet), runs bin/whisperer with the ServiceAccount token
-// the install created and nothing else, and checks it the same way in both: permissions, leader
-// election, metrics, and the whole kuttl suite.
+// (kube-scheduler, and kwok playing the kubelet), runs bin/whisperer as a pod of the install's
+// Deployment would run it (its arguments, its environment, a token of its ServiceAccount and
+// nothing else), and checks it the same way in both: permissions, leader election, a source
+// policy, metrics, and the whole kuttl suite.
 //
 // Nothing runs in a container: there is no container runtime. What a cluster would run in pods
 // runs here as local processes, which the test stops when it ends.

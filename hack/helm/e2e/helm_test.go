@@ -30,13 +30,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	setenv "k8s.io/kubectl/pkg/cmd/set/env"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -114,7 +111,8 @@ func TestInstallRunUpgradeUninstall(t *testing.T) {
 	t.Run("run as the Deployment", func(t *testing.T) {
 		operator, sa := startAsDeployment(t, ctx, c, rel)
 		t.Run("metrics", func(t *testing.T) {
-			env.CheckMetrics(t, ctx, c, metricsAddress(t, ctx, c), releaseName+"-metrics-reader")
+			metrics := clustertest.ServiceTargetAddress(t, ctx, c, client.ObjectKey{Namespace: namespace, Name: releaseName + "-metrics"})
+			env.CheckMetrics(t, ctx, c, metrics, releaseName+"-metrics-reader")
 		})
 		t.Run("kuttl", func(t *testing.T) { env.RunKuttl(t, ctx, operator, sa) })
 		// The subtest's cleanup stops whisperer, as it stops every process the subtest started.
@@ -139,7 +137,7 @@ func TestInstallRunUpgradeUninstall(t *testing.T) {
 		}
 		// The operator, run as the upgraded Deployment, applies the new policy.
 		startAsDeployment(t, ctx, c, rel)
-		mirrors = checkPolicy(t, ctx, c)
+		mirrors = clustertest.CheckPolicy(t, ctx, c, policySources, "helm-elsewhere", "helm-target-a", "helm-target-b")
 	})
 	if t.Failed() {
 		return
@@ -241,97 +239,12 @@ func deployment(t *testing.T, ctx context.Context, c client.Client, rel *release
 	return dep, pods
 }
 
-// startAsDeployment runs bin/whisperer as a pod of the release's Deployment runs the image:
-// the container's arguments and environment, resolved as the kubelet resolves them for that
-// pod, and a token of the pod's ServiceAccount. Two arguments stand for what a pod has and a
-// process does not: --kubeconfig (in StartOperator) for the in-cluster configuration, and
-// --leader-election-namespace for the namespace file of the ServiceAccount's mount. The
-// readiness probe's port is where it must become ready. It returns the process and the
-// ServiceAccount's name.
+// startAsDeployment runs bin/whisperer as a pod of the release's rolled-out Deployment runs the
+// image (clustertest.StartAsPod), and returns it and the pod's ServiceAccount.
 func startAsDeployment(t *testing.T, ctx context.Context, c client.Client, rel *release.Release) (*clustertest.Process, string) {
 	t.Helper()
 	_, pods := deployment(t, ctx, c, rel)
-	pod := &pods[0]
-	container := &pod.Spec.Containers[0]
-	if container.Name != "manager" || len(container.Command) > 0 || len(container.EnvFrom) > 0 {
-		t.Fatalf("container %s: command %v, envFrom %v; want the manager, running the image's entrypoint, whisperer", container.Name, container.Command, container.EnvFrom)
-	}
-	kc, err := kubernetes.NewForConfig(env.RESTConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var environment []string
-	for _, e := range container.Env {
-		value := e.Value
-		if e.ValueFrom != nil {
-			if value, err = setenv.GetEnvVarRefValue(kc, pod.Namespace, setenv.NewResourceStore(), e.ValueFrom, pod, container); err != nil {
-				t.Fatalf("env %s of pod %s: %v", e.Name, pod.Name, err)
-			}
-		} else if strings.Contains(value, "$(") {
-			t.Fatalf("env %s=%s refers to another variable, which this test does not expand", e.Name, value)
-		}
-		environment = append(environment, e.Name+"="+value)
-	}
-	probe := container.ReadinessProbe
-	if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != "/readyz" {
-		t.Fatalf("the manager's readiness probe is %+v, want an HTTP GET of /readyz", probe)
-	}
-	args := append(slices.Clone(container.Args), "--leader-election-namespace="+pod.Namespace)
-	t.Logf("running bin/whisperer as pod %s: args %q, environment %q, ServiceAccount %s", pod.Name, args, environment, pod.Spec.ServiceAccountName)
-	operator := env.StartOperator(t, ctx, c, clustertest.Operator{
-		Namespace:      pod.Namespace,
-		ServiceAccount: pod.Spec.ServiceAccountName,
-		Args:           args,
-		Env:            environment,
-		ProbeAddress:   fmt.Sprintf("127.0.0.1:%d", probe.HTTPGet.Port.IntValue()),
-	})
-	return operator, pod.Spec.ServiceAccountName
-}
-
-// metricsAddress is where the release's metrics Service sends scrapers: its target port, on
-// loopback, where the operator runs.
-func metricsAddress(t *testing.T, ctx context.Context, c client.Client) string {
-	t.Helper()
-	svc := &corev1.Service{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: releaseName + "-metrics"}, svc); err != nil {
-		t.Fatal(err)
-	}
-	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.IntValue() == 0 {
-		t.Fatalf("the metrics Service's ports: %+v", svc.Spec.Ports)
-	}
-	return fmt.Sprintf("127.0.0.1:%d", svc.Spec.Ports[0].TargetPort.IntValue())
-}
-
-// checkPolicy checks that the operator applies the policy of the upgrade: a source in
-// policySources is mirrored, one elsewhere is refused, with a Refused Warning Event, and mirrored
-// nowhere. It returns the UIDs of the mirrors by namespace.
-func checkPolicy(t *testing.T, ctx context.Context, c client.Client) map[string]string {
-	t.Helper()
-	elsewhere, targets := "helm-elsewhere", []string{"helm-target-a", "helm-target-b"}
-	clustertest.CreateNamespaces(t, ctx, c, policySources, elsewhere, targets[0], targets[1])
-	data := map[string][]byte{"k": []byte("v")}
-	clustertest.CreateSource(t, ctx, c, client.ObjectKey{Namespace: policySources, Name: "allowed"}, "helm-target-*", data)
-	clustertest.CreateSource(t, ctx, c, client.ObjectKey{Namespace: elsewhere, Name: "refused"}, "helm-target-*", data)
-	uids := clustertest.WaitMirrors(t, ctx, c, "allowed", data, targets)
-	clustertest.WaitFor(t, ctx, "the source outside "+policySources+" refused", func(ctx context.Context) (bool, string, error) {
-		events := &eventsv1.EventList{}
-		if err := c.List(ctx, events, client.InNamespace(elsewhere)); err != nil {
-			return false, "", err
-		}
-		for _, e := range events.Items {
-			if e.Regarding.Name == "refused" && e.Reason == "Refused" && e.Type == corev1.EventTypeWarning {
-				return true, "", nil
-			}
-		}
-		return false, fmt.Sprintf("%d events, no Refused Warning on refused", len(events.Items)), nil
-	})
-	for _, ns := range targets {
-		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "refused"}, &corev1.Secret{})
-		if !apierrors.IsNotFound(err) {
-			t.Errorf("the refused source has a mirror in %s (%v)", ns, err)
-		}
-	}
-	return uids
+	return env.StartAsPod(t, ctx, c, &pods[0]), pods[0].Spec.ServiceAccountName
 }
 
 // checkUninstalled checks that every object of the release is gone, its pods too, and Helm's
@@ -370,7 +283,7 @@ func checkUninstalled(t *testing.T, ctx context.Context, c client.Client, rel *r
 	}
 	for ns, uid := range mirrors {
 		mirror := &corev1.Secret{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "allowed"}, mirror); err != nil {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: clustertest.AllowedSource}, mirror); err != nil {
 			t.Errorf("the mirror in %s after uninstalling: %v", ns, err)
 		} else if string(mirror.UID) != uid {
 			t.Errorf("the mirror in %s was replaced (uid %s, was %s)", ns, mirror.UID, uid)
