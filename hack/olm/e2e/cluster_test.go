@@ -4,18 +4,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/operator-framework/api/crds"
 	operatorsv1 "github.com/operator-framework/api/pkg/operators/v1"
@@ -80,50 +70,13 @@ func startOLM(t *testing.T, ctx context.Context, c client.Client) {
 	}
 
 	olmEnv := []string{"KUBECONFIG=" + env.Kubeconfig, "OPERATOR_NAMESPACE=" + catalogNamespace, "OPERATOR_NAME=olm-operator"}
+	// Both operators serve health and metrics on a fixed port: 8443 with TLS, 8080 without. 8443 is
+	// the port of whisperer's metrics in its Deployment, where the test runs it, so neither gets
+	// TLS. Nothing here reads their health or metrics; the second to bind 8080 logs that it is
+	// taken and carries on.
 	env.Start(t, "olm-operator", olmEnv, env.Bin("olm", "olm"), "--namespace="+catalogNamespace)
-	// Both operators serve health and metrics on a fixed port, 8080 without TLS and 8443 with
-	// it (in the test's own network namespace); TLS for one of them keeps them apart.
-	cert, key := selfSignedCert(t, "catalog-operator")
 	env.Start(t, "catalog-operator", olmEnv, env.Bin("olm", "catalog"), "--namespace="+catalogNamespace,
-		"--kubeconfig="+env.Kubeconfig, "--tls-cert="+cert, "--tls-key="+key)
-}
-
-// selfSignedCert writes a certificate and key for 127.0.0.1 and returns their paths.
-func selfSignedCert(t *testing.T, name string) (certPath, keyPath string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: name},
-		DNSNames:     []string{"localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(env.WorkDir, name+"-tls")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certPath, keyPath
+		"--kubeconfig="+env.Kubeconfig)
 }
 
 func describe(o client.Object) string {

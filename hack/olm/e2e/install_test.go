@@ -83,7 +83,8 @@ func serveCatalog(t *testing.T, dir string, port int) *clustertest.Process {
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // subscribe points a CatalogSource at the catalog's gRPC address and subscribes to the stable
-// channel of whisperer, with automatic approval: README's install.
+// channel of whisperer, with automatic approval and a setting in spec.config.env: README's
+// install.
 func subscribe(t *testing.T, ctx context.Context, c client.Client, port int) {
 	t.Helper()
 	source := &operatorsv1alpha1.CatalogSource{
@@ -116,6 +117,9 @@ func subscribe(t *testing.T, ctx context.Context, c client.Client, port int) {
 			Package:                packageName,
 			Channel:                channelName,
 			InstallPlanApproval:    operatorsv1alpha1.ApprovalAutomatic,
+			Config: &operatorsv1alpha1.SubscriptionConfig{
+				Env: []corev1.EnvVar{{Name: sourceNamespacesVar, Value: sourceNamespaces}},
+			},
 		},
 	}
 	if err := c.Create(ctx, sub); err != nil {
@@ -124,8 +128,9 @@ func subscribe(t *testing.T, ctx context.Context, c client.Client, port int) {
 }
 
 // waitInstalled waits for the Subscription to have installed csvName, for that CSV to succeed,
-// and checks what that takes: the operator's Deployment available with its Pods running.
-func waitInstalled(t *testing.T, ctx context.Context, c client.Client, csvName string) {
+// and checks what that takes: the operator's Deployment available with its Pods running. It
+// returns one of those Pods.
+func waitInstalled(t *testing.T, ctx context.Context, c client.Client, csvName string) *corev1.Pod {
 	t.Helper()
 	sub := &operatorsv1alpha1.Subscription{}
 	clustertest.WaitFor(t, ctx, "the Subscription installed "+csvName, func(ctx context.Context) (bool, string, error) {
@@ -146,18 +151,38 @@ func waitInstalled(t *testing.T, ctx context.Context, c client.Client, csvName s
 	})
 
 	// OLM says Succeeded only once the Deployment is available; check that it is, with the
-	// image of this CSV, and that its Pods really run, on the kwok node, as the ServiceAccount.
+	// image of this CSV and the Subscription's setting, and that its Pods really run, on the
+	// kwok node, as the ServiceAccount.
 	want := csv.Spec.InstallStrategy.StrategySpec.DeploymentSpecs
 	if len(want) != 1 {
 		t.Fatalf("CSV %s installs %d deployments, want 1", csvName, len(want))
 	}
-	dep, _ := clustertest.WaitRolledOut(t, ctx, c, client.ObjectKey{Namespace: operatorNamespace, Name: want[0].Name})
+	key := client.ObjectKey{Namespace: operatorNamespace, Name: want[0].Name}
+	// OLM gives the operator the Subscription's spec.config.env through the Deployment. It finds
+	// the Subscription by its installedCSV, which the catalog operator may set only after the olm
+	// operator has created the new CSV's Deployment: after an upgrade the Deployment can be
+	// available without the variable for a moment, until the Subscription's change has the olm
+	// operator sync the CSV again.
+	setting := corev1.EnvVar{Name: sourceNamespacesVar, Value: sourceNamespaces}
+	clustertest.WaitFor(t, ctx, "Deployment "+key.String()+" has the Subscription's "+sourceNamespacesVar, func(ctx context.Context) (bool, string, error) {
+		dep := &appsv1.Deployment{}
+		if err := c.Get(ctx, key, dep); err != nil {
+			return false, "", err
+		}
+		vars := dep.Spec.Template.Spec.Containers[0].Env
+		return slices.Contains(vars, setting), fmt.Sprintf("environment %v", vars), nil
+	})
+	dep, pods := clustertest.WaitRolledOut(t, ctx, c, key)
 	if got, img := dep.Spec.Template.Spec.Containers[0].Image, want[0].Spec.Template.Spec.Containers[0].Image; got != img {
 		t.Errorf("deployment %s runs %s, want the image of %s: %s", dep.Name, got, csvName, img)
 	}
 	if sa := dep.Spec.Template.Spec.ServiceAccountName; sa != serviceAccount {
 		t.Errorf("deployment %s runs as %s, want %s", dep.Name, sa, serviceAccount)
 	}
+	if !slices.Contains(dep.Spec.Template.Spec.Containers[0].Env, setting) {
+		t.Errorf("deployment %s lost the Subscription's %s while rolling out", dep.Name, sourceNamespacesVar)
+	}
+	return &pods[0]
 }
 
 func subscriptionConditions(sub *operatorsv1alpha1.Subscription) []string {

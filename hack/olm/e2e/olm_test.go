@@ -1,10 +1,12 @@
 //go:build olm_e2e
 
 // Package e2e installs and upgrades whisperer with the Operator Lifecycle Manager on a local
-// control plane, as a user of OperatorHub would, then runs the operator with the credentials
-// OLM gave it and passes the kuttl suite with them. `make test-olm` runs it inside
-// `localcluster run` (etcd, kube-apiserver, kube-controller-manager), in a network namespace of
-// its own, with KUBECONFIG set to the cluster's admin kubeconfig.
+// control plane, as a user of OperatorHub would, with a setting in the Subscription; then runs
+// the operator exactly as the Deployment OLM created would run it (its arguments, its
+// environment, its ServiceAccount's token), checks that the setting holds and passes the kuttl
+// suite. `make test-olm` runs it inside `localcluster run` (etcd, kube-apiserver,
+// kube-controller-manager), in a network namespace of its own, with KUBECONFIG set to the
+// cluster's admin kubeconfig.
 //
 // Nothing runs in a container: there is no container runtime. What a cluster would run in
 // pods runs here as local processes (OLM's olm and catalog operators, opm serving the catalog,
@@ -21,6 +23,8 @@ import (
 	"testing"
 
 	"github.com/operator-framework/operator-registry/alpha/declcfg"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/whisperer-operator/whisperer/hack/clustertest"
 )
@@ -35,15 +39,19 @@ const (
 	serviceAccount    = "whisperer-controller-manager"
 )
 
-// Ports on 127.0.0.1, free in the test's own network namespace, where nothing listens but what
-// the test starts, and below the range the kernel picks from for the control plane's ports.
+// catalogPort is opm serve's, its default: on 127.0.0.1, free in the test's own network
+// namespace, where nothing listens but what the test starts, and below the range the kernel picks
+// from for the control plane's ports.
+const catalogPort = 50051
+
+// The setting the Subscription gives whisperer, in spec.config.env, where OperatorHub users
+// configure it: sources only in the namespaces of the kuttl suite (source, *-source), of the
+// upgrade (upgrade-source) and of the policy check (policySources). The policy check's refused
+// source is in none of them.
 const (
-	// catalogPort is opm serve's, its default.
-	catalogPort = 50051
-	// whisperer's probes listen on the Deployment's port, its metrics not on the Deployment's
-	// 8443, which the catalog operator holds.
-	probeAddress   = "127.0.0.1:8081"
-	metricsAddress = "127.0.0.1:9443"
+	policySources       = "olm-sources"
+	sourceNamespacesVar = "WHISPERER_SOURCE_NAMESPACES"
+	sourceNamespaces    = "source,*-source," + policySources
 )
 
 // env holds the run's files (.local/olm), tools and admin kubeconfig.
@@ -73,9 +81,12 @@ func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 	startOLM(t, ctx, c)
 	opm := serveCatalog(t, first, catalogPort)
 
+	// pod is one of the Pods of the Deployment OLM created for the installed CSV, which
+	// whisperer runs as.
+	var pod *corev1.Pod
 	t.Run("install", func(t *testing.T) {
 		subscribe(t, ctx, c, catalogPort)
-		waitInstalled(t, ctx, c, previous)
+		pod = waitInstalled(t, ctx, c, previous)
 		checkPermissions(t, ctx, c, previous)
 	})
 	if t.Failed() {
@@ -83,7 +94,7 @@ func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 	}
 	var before map[string]string
 	t.Run("mirror with the previous version", func(t *testing.T) {
-		operator := startOperator(t, ctx, c)
+		operator := env.StartAsPod(t, ctx, c, pod)
 		before = mirrorBeforeUpgrade(t, ctx, c)
 		if err := operator.Stop(); err != nil {
 			t.Error(err)
@@ -99,18 +110,22 @@ func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 			t.Fatal(err)
 		}
 		serveCatalog(t, committed, catalogPort)
-		waitInstalled(t, ctx, c, current)
+		pod = waitInstalled(t, ctx, c, current)
 		waitReplaced(t, ctx, c, previous)
 		checkPermissions(t, ctx, c, current)
 	})
 	if t.Failed() {
 		return
 	}
-	t.Run("run with the permissions OLM granted", func(t *testing.T) {
-		operator := startOperator(t, ctx, c)
+	t.Run("run as the Deployment OLM created", func(t *testing.T) {
+		operator := env.StartAsPod(t, ctx, c, pod)
 		t.Run("mirrors of the previous version", func(t *testing.T) { manageAfterUpgrade(t, ctx, c, before) })
+		t.Run("the Subscription's setting", func(t *testing.T) {
+			clustertest.CheckPolicy(t, ctx, c, policySources, "olm-elsewhere", "olm-target-a", "olm-target-b")
+		})
 		t.Run("metrics", func(t *testing.T) {
-			env.CheckMetrics(t, ctx, c, metricsAddress, "whisperer-metrics-reader")
+			metrics := clustertest.ServiceTargetAddress(t, ctx, c, client.ObjectKey{Namespace: operatorNamespace, Name: "whisperer-controller-manager-metrics-service"})
+			env.CheckMetrics(t, ctx, c, metrics, "whisperer-metrics-reader")
 		})
 		t.Run("kuttl", func(t *testing.T) { env.RunKuttl(t, ctx, operator, serviceAccount) })
 		if err := operator.Stop(); err != nil {
