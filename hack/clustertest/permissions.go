@@ -5,6 +5,12 @@ import (
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -12,8 +18,9 @@ import (
 const leaseName = "whisperer.secret-syncer.jeffl.es"
 
 // CheckPermissions asks the API server's authorizer whether the ServiceAccount an install
-// created in namespace may do what whisperer does, and that it may not do three things beyond
-// what whisperer asks for.
+// created in namespace may do what whisperer does, and that it may not do things beyond what
+// whisperer asks for: among them, under OLM's AllNamespaces install mode, where the leader
+// election Role's rules hold in every namespace, touch another Lease or delete its own.
 func CheckPermissions(t *testing.T, ctx context.Context, c client.Client, namespace, serviceAccount string) {
 	t.Helper()
 	for _, a := range []authorizationv1.ResourceAttributes{
@@ -35,10 +42,42 @@ func CheckPermissions(t *testing.T, ctx context.Context, c client.Client, namesp
 		{Verb: "patch", Resource: "secrets", Namespace: "any-namespace"},
 		{Verb: "delete", Resource: "namespaces"},
 		{Verb: "list", Resource: "configmaps", Namespace: namespace},
+		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: corev1.NamespaceNodeLease, Name: NodeName},
+		{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: namespace, Name: leaseName},
 	} {
 		if allowed(t, ctx, c, namespace, serviceAccount, a) {
-			t.Errorf("ServiceAccount %s/%s may %s %s in %q", namespace, serviceAccount, a.Verb, a.Resource, a.Namespace)
+			t.Errorf("ServiceAccount %s/%s may %s %s/%s %s in %q", namespace, serviceAccount, a.Verb, a.Group, a.Resource, a.Name, a.Namespace)
 		}
+	}
+}
+
+// CheckLeaseRequests makes real requests with a token of the ServiceAccount an install created in
+// namespace, once whisperer holds its leader election Lease there: reading that Lease works, and
+// updating a Lease that the admin creates for the purpose in kube-node-lease, where nodes keep
+// their heartbeats, is Forbidden.
+func (e Env) CheckLeaseRequests(t *testing.T, ctx context.Context, c client.Client, namespace, serviceAccount string) {
+	t.Helper()
+	cfg := rest.AnonymousClientConfig(e.RESTConfig(t))
+	cfg.BearerToken = e.CreateToken(t, namespace, serviceAccount)
+	operator, err := client.New(cfg, client.Options{Scheme: c.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := operator.Get(ctx, client.ObjectKey{Namespace: namespace, Name: leaseName}, &coordinationv1.Lease{}); err != nil {
+		t.Errorf("reading whisperer's Lease %s/%s with the token of %s: %v", namespace, leaseName, serviceAccount, err)
+	}
+	heartbeat := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: corev1.NamespaceNodeLease, Name: "clustertest-heartbeat"},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("clustertest")},
+	}
+	if err := c.Create(ctx, heartbeat); err != nil {
+		t.Fatal(err)
+	}
+	heartbeat.Spec.HolderIdentity = ptr.To(serviceAccount)
+	if err := operator.Update(ctx, heartbeat); !apierrors.IsForbidden(err) {
+		t.Errorf("updating Lease %s/%s with the token of %s: %v, want Forbidden", heartbeat.Namespace, heartbeat.Name, serviceAccount, err)
+	} else {
+		t.Logf("updating Lease %s/%s with the token of %s: %v", heartbeat.Namespace, heartbeat.Name, serviceAccount, err)
 	}
 }
 

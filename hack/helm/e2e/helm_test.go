@@ -110,6 +110,7 @@ func TestInstallRunUpgradeUninstall(t *testing.T) {
 	}
 	t.Run("run as the Deployment", func(t *testing.T) {
 		operator, sa := startAsDeployment(t, ctx, c, rel)
+		t.Run("no other Lease", func(t *testing.T) { env.CheckLeaseRequests(t, ctx, c, namespace, sa) })
 		t.Run("metrics", func(t *testing.T) {
 			metrics := clustertest.ServiceTargetAddress(t, ctx, c, client.ObjectKey{Namespace: namespace, Name: releaseName + "-metrics"})
 			env.CheckMetrics(t, ctx, c, metrics, releaseName+"-metrics-reader")

@@ -120,6 +120,7 @@ func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 	t.Run("run as the Deployment OLM created", func(t *testing.T) {
 		operator := env.StartAsPod(t, ctx, c, pod)
 		t.Run("mirrors of the previous version", func(t *testing.T) { manageAfterUpgrade(t, ctx, c, before) })
+		t.Run("no other Lease", func(t *testing.T) { env.CheckLeaseRequests(t, ctx, c, operatorNamespace, serviceAccount) })
 		t.Run("the Subscription's setting", func(t *testing.T) {
 			clustertest.CheckPolicy(t, ctx, c, policySources, "olm-elsewhere", "olm-target-a", "olm-target-b")
 		})
