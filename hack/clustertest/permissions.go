@@ -27,7 +27,10 @@ func CheckPermissions(t *testing.T, ctx context.Context, c client.Client, namesp
 		{Verb: "watch", Resource: "secrets"},
 		{Verb: "create", Resource: "secrets", Namespace: "any-namespace"},
 		{Verb: "delete", Resource: "secrets", Namespace: "any-namespace"},
+		{Verb: "watch", Resource: "configmaps"},
+		{Verb: "update", Resource: "configmaps", Namespace: "any-namespace"},
 		{Verb: "list", Resource: "namespaces"},
+		{Verb: "get", Group: "events.k8s.io", Resource: "events", Namespace: "any-namespace"},
 		{Verb: "create", Group: "events.k8s.io", Resource: "events", Namespace: "any-namespace"},
 		{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: namespace},
 		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: namespace, Name: leaseName},
@@ -41,7 +44,8 @@ func CheckPermissions(t *testing.T, ctx context.Context, c client.Client, namesp
 	for _, a := range []authorizationv1.ResourceAttributes{
 		{Verb: "patch", Resource: "secrets", Namespace: "any-namespace"},
 		{Verb: "delete", Resource: "namespaces"},
-		{Verb: "list", Resource: "configmaps", Namespace: namespace},
+		{Verb: "patch", Resource: "configmaps", Namespace: "any-namespace"},
+		{Verb: "list", Resource: "pods", Namespace: namespace},
 		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: corev1.NamespaceNodeLease, Name: NodeName},
 		{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: namespace, Name: leaseName},
 	} {
