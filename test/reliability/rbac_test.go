@@ -199,6 +199,7 @@ func decodeYAML(t *testing.T, content []byte) []*unstructured.Unstructured {
 var (
 	clusterAllowed = map[string]sets.Set[string]{
 		"/secrets":                           sets.New("get", "list", "watch", "create", "update", "patch", "delete"),
+		"/configmaps":                        sets.New("get", "list", "watch", "create", "update", "delete"),
 		"/namespaces":                        sets.New("get", "list", "watch"),
 		"/events":                            sets.New("create", "patch"),
 		"events.k8s.io/events":               sets.New("get", "create"),
