@@ -44,7 +44,7 @@ func newManager(o options.Options) (ctrl.Manager, error) {
 		// client-go's scheme, which client-go fills at start anyway: a scheme of our own would
 		// hold a second copy of every type's registration (1.6 MiB measured).
 		Scheme:                  clientgoscheme.Scheme,
-		Cache:                   controllers.CacheOptions(o.Kinds...),
+		Cache:                   controllers.CacheOptions(o.AttachServiceAccounts, o.Kinds...),
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  o.ProbeAddr,
 		PprofBindAddress:        o.PprofAddr,
@@ -95,6 +95,7 @@ func run(o options.Options) error {
 			ConflictRetryInterval:   o.ConflictRetryInterval,
 			ResyncPeriod:            o.ResyncPeriod,
 			Policy:                  o.Policy,
+			AttachServiceAccounts:   o.AttachServiceAccounts,
 		}
 		if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 			return fmt.Errorf("setting up the controller of %s: %w", kind, err)

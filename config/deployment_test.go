@@ -95,6 +95,7 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 		"/secrets":             {"create", "delete", "get", "list", "update", "watch"},
 		"/configmaps":          {"create", "delete", "get", "list", "update", "watch"},
 		"/namespaces":          {"get", "list", "watch"},
+		"/serviceaccounts":     {"get", "list", "patch", "watch"},
 		"events.k8s.io/events": {"create", "get"},
 	}
 	got := map[string][]string{}

@@ -53,11 +53,14 @@ const (
 )
 
 // CacheOptions configures the manager's cache for the kinds whisperer mirrors: their sources,
-// and namespaces. ReaderFailOnMissingInformer makes a read of any other type fail rather than
-// start a cluster-wide informer.
-func CacheOptions(kinds ...Kind) cache.Options {
+// namespaces and, when whisperer attaches pull secrets, ServiceAccounts. ReaderFailOnMissingInformer
+// makes a read of any other type fail rather than start a cluster-wide informer.
+func CacheOptions(attachServiceAccounts bool, kinds ...Kind) cache.Options {
 	byObject := map[client.Object]cache.ByObject{
 		&corev1.Namespace{}: {Transform: slimNamespace},
+	}
+	if attachServiceAccounts {
+		byObject[&corev1.ServiceAccount{}] = cache.ByObject{Transform: slimServiceAccount}
 	}
 	for _, k := range kinds {
 		byObject[k.newObject()] = cache.ByObject{Label: mirror.SourceSelector(), Transform: slimSource}

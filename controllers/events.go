@@ -28,6 +28,12 @@ const (
 	ReasonInvalidNamespaces = "InvalidNamespaces"
 	ReasonConflict          = "Conflict"
 	ReasonRefused           = "Refused"
+	// ReasonInvalidServiceAccounts says why the service-accounts annotation, or some of it, is
+	// ignored.
+	ReasonInvalidServiceAccounts = "InvalidServiceAccounts"
+	// ReasonServiceAccountContested says that another writer keeps removing the mirror from a
+	// ServiceAccount's imagePullSecrets, and that whisperer leaves it alone for a while.
+	ReasonServiceAccountContested = "ServiceAccountContested"
 )
 
 const (
@@ -68,6 +74,9 @@ func newEventRecorder(c client.Client, reader client.Reader, k mirror.Kind, inst
 // mirrored records a change of source's mirrors.
 func (e *eventRecorder) mirrored(ctx context.Context, source metav1.Object, o *outcome) {
 	note := fmt.Sprintf("created %d, updated %d, deleted %d mirrors", o.created, o.updated, o.deleted)
+	if o.attached+o.detached > 0 {
+		note += fmt.Sprintf("; attached to %d, detached from %d ServiceAccounts", o.attached, o.detached)
+	}
 	name := eventName(source.GetName(), fmt.Sprintf("%x", time.Now().UnixNano()))
 	e.create(ctx, e.event(source, name, corev1.EventTypeNormal, ReasonMirrored, note))
 }
@@ -219,4 +228,12 @@ func describeConflicts(k mirror.Kind, namespaces []string, name string) string {
 	// Writes finish in any order; sorting keeps the note, and so the Warning, stable.
 	return listNote("not mirrored into ", slices.Sorted(slices.Values(namespaces)),
 		fmt.Sprintf(": a %s named %q that is not a mirror of this source is there and is left untouched", k, name))
+}
+
+func describeContested(accounts []string, name string) string {
+	if len(accounts) == 0 {
+		return ""
+	}
+	return listNote("another writer keeps removing "+name+" from the imagePullSecrets of ", slices.Sorted(slices.Values(accounts)),
+		": whisperer put it back, and now leaves it alone for a while")
 }

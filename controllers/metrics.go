@@ -24,10 +24,17 @@ var (
 		Name: "whisperer_mirror_errors_total",
 		Help: "Mirror writes that failed, by kind (Secret, ConfigMap) and operation: create, update, recreate, delete.",
 	}, []string{"kind", "operation"})
+	attachments = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "whisperer_service_account_operations_total",
+		Help: "Writes to ServiceAccounts' imagePullSecrets, by operation (attach, detach) and result (succeeded, failed).",
+	}, []string{"operation", "result"})
 	sourcesDesc = prometheus.NewDesc("whisperer_sources",
 		"Sources by kind (Secret, ConfigMap) and state: active, or refused (by the administrator's policy, "+
 			"or because of what they are).",
 		[]string{"kind", "state"}, nil)
+	contestedDesc = prometheus.NewDesc("whisperer_service_accounts_contested",
+		"ServiceAccounts whose imagePullSecrets entry another writer keeps removing, which whisperer leaves alone for a while.",
+		nil, nil)
 	mirrorsDesc = prometheus.NewDesc("whisperer_mirrors",
 		"Namespaces that sources ask for, by kind (Secret, ConfigMap) and state: in_sync; conflict (another "+
 			"object holds the name); refused (by the policy, or because the source is refused); failed (the last write failed).",
@@ -38,7 +45,21 @@ var (
 var operationKinds = []mirror.ActionKind{mirror.Create, mirror.Update, mirror.Recreate, mirror.Delete}
 
 func init() {
-	metrics.Registry.MustRegister(mirrorOperations, mirrorErrors, stateCollector{})
+	metrics.Registry.MustRegister(mirrorOperations, mirrorErrors, attachments, stateCollector{})
+	for _, op := range []mirror.AttachmentKind{mirror.Attach, mirror.Detach} {
+		for _, result := range []string{"succeeded", "failed"} {
+			attachments.WithLabelValues(string(op), result)
+		}
+	}
+}
+
+// countAttachment counts a write to a ServiceAccount.
+func countAttachment(op mirror.AttachmentKind, err error) {
+	result := "succeeded"
+	if err != nil {
+		result = "failed"
+	}
+	attachments.WithLabelValues(string(op), result).Inc()
 }
 
 // exportCounters makes the counters of kind exist, at zero, before its first write.
@@ -61,10 +82,12 @@ func countWrite(kind mirror.Kind, op mirror.ActionKind, res writeResult, err err
 	}
 }
 
-// sourceStats counts the namespaces one source asks for, by state, after its last reconcile.
+// sourceStats counts the namespaces one source asks for, by state, after its last reconcile, and
+// the ServiceAccounts whose entry it leaves alone because another writer keeps removing it.
 type sourceStats struct {
 	refusedSource                     bool
 	inSync, conflict, refused, failed int
+	contested                         int
 }
 
 // stats holds the sourceStats of the sources of one reconciler, of one kind.
@@ -116,6 +139,7 @@ type stateCollector struct{}
 func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- sourcesDesc
 	ch <- mirrorsDesc
+	ch <- contestedDesc
 }
 
 func (stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -142,10 +166,16 @@ func (stateCollector) Collect(ch chan<- prometheus.Metric) {
 			t.conflict += st.conflict
 			t.refused += st.refused
 			t.failed += st.failed
+			t.contested += st.contested
 		}
 		s.mu.Unlock()
 	}
 	running.Unlock()
+	contested := 0
+	for _, t := range byKind {
+		contested += t.contested
+	}
+	ch <- prometheus.MustNewConstMetric(contestedDesc, prometheus.GaugeValue, float64(contested))
 	for kind, t := range byKind {
 		for state, n := range map[string]int{"active": t.active, "refused": t.refusedSources} {
 			ch <- prometheus.MustNewConstMetric(sourcesDesc, prometheus.GaugeValue, float64(n), string(kind), state)

@@ -41,17 +41,22 @@ type MirrorReconciler struct {
 	ResyncPeriod time.Duration
 	// Policy is what the administrator allows.
 	Policy mirror.Policy
+	// AttachServiceAccounts attaches mirrored pull secrets to the ServiceAccounts their source
+	// names (mirror.AnnotationServiceAccounts). Only for Secrets.
+	AttachServiceAccounts bool
 
-	sources      sourceStore
-	mirrors      mirrorStore
-	namespaces   namespaceStore
-	parsed       *parsedSources
-	contents     *contents
-	expectations *expectations
-	conflicts    *conflicts
-	events       *eventRecorder
-	stats        *stats
-	tracer       trace.Tracer
+	sources         sourceStore
+	serviceAccounts *serviceAccountStore
+	fights          *fights
+	mirrors         mirrorStore
+	namespaces      namespaceStore
+	parsed          *parsedSources
+	contents        *contents
+	expectations    *expectations
+	conflicts       *conflicts
+	events          *eventRecorder
+	stats           *stats
+	tracer          trace.Tracer
 }
 
 // Reconcile converges the mirrors of the source named by req to what the source asks for now.
@@ -79,7 +84,7 @@ func (r *MirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 		span.SetAttributes(attrSourceVersion.String(state.Source.Object.GetResourceVersion()))
 	}
 	plan := mirror.Plan(state)
-	o := r.write(ctx, seen, plan.Actions)
+	o := r.write(ctx, seen, plan)
 	r.conflicts.set(key, o.conflicts)
 	if state.Source == nil {
 		r.forget(key)
@@ -107,6 +112,9 @@ type observation struct {
 // hold, the content of the source and of its mirrors, when it is not known yet.
 func (r *MirrorReconciler) observe(ctx context.Context, key types.NamespacedName) (observation, error) {
 	seen := observation{state: mirror.State{Kind: r.Kind.kind(), Key: key, Policy: r.Policy, ContentOf: r.contents.of}}
+	if r.serviceAccounts != nil {
+		seen.state.ServiceAccountsIn = r.serviceAccounts.in
+	}
 	cached := metadataObject(r.Kind)
 	switch err := r.Client.Get(ctx, key, cached); {
 	case apierrors.IsNotFound(err):
@@ -153,6 +161,8 @@ func (r *MirrorReconciler) requeue(state mirror.State, plan mirror.Result, o *ou
 	switch {
 	case o.stale || plan.Unknown > 0:
 		return ctrl.Result{RequeueAfter: time.Second}
+	case len(o.contested) > 0:
+		return ctrl.Result{RequeueAfter: time.Until(o.contestedUntil)}
 	case len(o.conflicts) > 0 && r.ConflictRetryInterval > 0:
 		return ctrl.Result{RequeueAfter: jitter(r.ConflictRetryInterval)}
 	case state.Source != nil && r.ResyncPeriod > 0:
@@ -166,6 +176,7 @@ func (r *MirrorReconciler) forget(key types.NamespacedName) {
 	r.parsed.forget(key)
 	r.stats.forget(key)
 	r.events.forget(key)
+	r.fights.forget(key)
 }
 
 // statsOf counts a source's namespaces by state for the gauges.
@@ -176,6 +187,7 @@ func statsOf(plan mirror.Result, o *outcome) sourceStats {
 		conflict:      len(o.conflicts),
 		refused:       plan.NotAllowed,
 		failed:        o.failed,
+		contested:     len(o.contested),
 	}
 }
 
@@ -184,7 +196,8 @@ func statsOf(plan mirror.Result, o *outcome) sourceStats {
 // changes. A reconcile that changes nothing records nothing.
 func (r *MirrorReconciler) record(ctx context.Context, state mirror.State, plan mirror.Result, o *outcome) {
 	if o.changed() {
-		ctrl.LoggerFrom(ctx).Info("Mirrors changed", "created", o.created, "updated", o.updated, "deleted", o.deleted)
+		ctrl.LoggerFrom(ctx).Info("Mirrors changed", "created", o.created, "updated", o.updated, "deleted", o.deleted,
+			"attached", o.attached, "detached", o.detached)
 	}
 	if state.Source == nil {
 		return
@@ -196,6 +209,8 @@ func (r *MirrorReconciler) record(ctx context.Context, state mirror.State, plan 
 	r.events.warn(ctx, source, ReasonRefused, plan.Refusal)
 	r.events.warn(ctx, source, ReasonInvalidNamespaces, describeInvalid(plan.Invalid))
 	r.events.warn(ctx, source, ReasonConflict, describeConflicts(state.Kind, o.conflicts, state.Key.Name))
+	r.events.warn(ctx, source, ReasonInvalidServiceAccounts, plan.InvalidServiceAccounts)
+	r.events.warn(ctx, source, ReasonServiceAccountContested, describeContested(o.contested, state.Key.Name))
 }
 
 // endSpan records err, if any, on span and ends it.

@@ -632,20 +632,27 @@ func TestConvergedClusterCostsNoWrite(t *testing.T) {
 		restarted := startOperator(t, withResync(300*time.Millisecond))
 		edit(t, s.source, func(src client.Object) { src.GetAnnotations()["unrelated"] = "touched to cause a reconcile" })
 		waitReconciled(t, s.source)
-		resyncs := map[attribute.Key]string{attrSourceNamespace: s.source.GetNamespace(), attrSourceName: "sync"}
-		before := len(reconcileSpans(resyncs))
-		eventually(t, "three resyncs of the source", func() error {
-			if n := len(reconcileSpans(resyncs)) - before; n < 3 {
-				return fmt.Errorf("%d", n)
-			}
-			return nil
-		})
+		waitResyncs(t, s.source, 3)
 		if got := restarted.writes.in(ours...); len(got) > 0 {
 			t.Errorf("a restart and resyncs of a converged source wrote %v, want no write", got)
 		}
 		if got := notes(t, s.source, ReasonMirrored); len(got) != 1 {
 			t.Errorf("Mirrored notes %q, want the one of the creation", got)
 		}
+	})
+}
+
+// waitResyncs waits for n more reconciles of source, the periodic resyncs of an operator started
+// withResync.
+func waitResyncs(t *testing.T, source client.Object, n int) {
+	t.Helper()
+	resyncs := map[attribute.Key]string{attrSourceNamespace: source.GetNamespace(), attrSourceName: source.GetName()}
+	before := len(reconcileSpans(resyncs))
+	eventually(t, fmt.Sprintf("%d resyncs of %s", n, source.GetName()), func() error {
+		if got := len(reconcileSpans(resyncs)) - before; got < n {
+			return fmt.Errorf("%d", got)
+		}
+		return nil
 	})
 }
 

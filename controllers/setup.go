@@ -21,6 +21,7 @@ import (
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=get;create
 
 // SetupWithManager registers the reconciler and its watches: sources (the manager's cache),
@@ -54,7 +55,14 @@ func (r *MirrorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 	if err := reportWhileRunning(mgr, r.stats); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.AttachServiceAccounts && r.Kind == Secrets {
+		if r.serviceAccounts, err = newServiceAccountStore(ctx, mgr.GetCache()); err != nil {
+			return err
+		}
+		b = b.Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.serviceAccountToSources))
+	}
+	return b.
 		Named(controllerName(r.Kind)).
 		For(r.Kind.newObject(), builder.OnlyMetadata).
 		Watches(r.Kind.newObject(), r.competitorsOnDelete(), builder.OnlyMetadata).
@@ -74,6 +82,7 @@ func (r *MirrorReconciler) setupState(mgr ctrl.Manager) error {
 	}
 	r.parsed = newParsedSources(r.Kind, r.Policy)
 	r.contents = newContents()
+	r.fights = newFights()
 	r.expectations = newExpectations()
 	r.events = newEventRecorder(mgr.GetClient(), mgr.GetAPIReader(), r.Kind.kind(), instance)
 	r.stats = newStats(r.Kind.kind())

@@ -96,6 +96,12 @@ type operatorSetup struct {
 	kinds      []Kind
 }
 
+// withoutServiceAccounts makes the operator attach nothing to ServiceAccounts, as --resources
+// without serviceaccounts does.
+func withoutServiceAccounts() operatorOption {
+	return func(s *operatorSetup) { s.reconciler.AttachServiceAccounts = false }
+}
+
 // operatorOption changes how a test operator is set up.
 type operatorOption func(*operatorSetup)
 
@@ -146,13 +152,13 @@ func startOperator(t *testing.T, opts ...operatorOption) *operator {
 			// Each test runs its own manager with the same controller names in one process.
 			Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 		},
-		reconciler: MirrorReconciler{WriteConcurrency: 4, ConflictRetryInterval: time.Minute},
+		reconciler: MirrorReconciler{WriteConcurrency: 4, ConflictRetryInterval: time.Minute, AttachServiceAccounts: true},
 		kinds:      AllKinds,
 	}
 	for _, opt := range opts {
 		opt(&setup)
 	}
-	setup.manager.Cache = CacheOptions(setup.kinds...)
+	setup.manager.Cache = CacheOptions(setup.reconciler.AttachServiceAccounts, setup.kinds...)
 	mgr, err := ctrl.NewManager(cfg, setup.manager)
 	if err != nil {
 		t.Fatal(err)

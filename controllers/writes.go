@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -47,11 +50,27 @@ type outcome struct {
 	// stale is set when the source changed after it was planned for: its writes wait for the next
 	// reconcile, which its change causes.
 	stale bool
+	// failedIn holds the namespaces where a mirror write failed.
+	failedIn sets.Set[string]
+	// attached and detached count the ServiceAccounts written; detachFailed holds the namespaces
+	// where a detach failed, whose mirror is not deleted.
+	attached, detached int
+	detachFailed       sets.Set[string]
+	// contested lists the ServiceAccounts whose entry another writer keeps removing, which
+	// whisperer leaves alone until contestedUntil.
+	contested      []string
+	contestedUntil time.Time
 }
 
 func (o *outcome) add(namespace string, res writeResult, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if err != nil {
+		if o.failedIn == nil {
+			o.failedIn = sets.New[string]()
+		}
+		o.failedIn.Insert(namespace)
+	}
 	switch res {
 	case created:
 		o.created++
@@ -83,7 +102,15 @@ func (o *outcome) summary(plan mirror.Result) string {
 	return "unchanged"
 }
 
-func (o *outcome) changed() bool { return o.created+o.updated+o.deleted > 0 }
+func (o *outcome) changed() bool { return o.created+o.updated+o.deleted+o.attached+o.detached > 0 }
+
+// notMirrored reports whether this reconcile failed to write, or found blocked, the mirror in
+// namespace.
+func (o *outcome) notMirrored(namespace string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.failedIn.Has(namespace) || slices.Contains(o.conflicts, namespace)
+}
 
 // maxReportedErrors bounds the errors a reconcile returns: when thousands of writes fail for the
 // same reason, a few say it, and the log line stays readable.
@@ -104,13 +131,15 @@ type writing struct {
 	source client.Object
 }
 
-// write carries out the planned actions on at most WriteConcurrency workers. A failed write does
-// not stop the others: every mirror that can converge does. The workers live for the whole
-// reconcile rather than one goroutine per write: each write goes deep into the HTTP client, and a
-// new goroutine would grow its stack to that depth every time.
-func (r *MirrorReconciler) write(ctx context.Context, seen observation, actions []mirror.Action) *outcome {
-	o := &outcome{}
+// write carries out a plan: the detaches from ServiceAccounts first, since a ServiceAccount must
+// not name a mirror that is gone; then the mirror writes, without the deletes of mirrors whose
+// detach failed (the next reconcile tries again); then the attaches, in the namespaces whose
+// mirror is there. Each step runs on at most WriteConcurrency workers, and a failed write does not
+// stop the others: every mirror that can converge does.
+func (r *MirrorReconciler) write(ctx context.Context, seen observation, plan mirror.Result) *outcome {
+	o := &outcome{detachFailed: sets.New[string]()}
 	w := &writing{state: seen.state, source: seen.live}
+	actions := plan.Actions
 	if w.source == nil && needsContent(actions) {
 		var err error
 		if w.source, err = r.liveSource(ctx, seen.state.Source); err != nil {
@@ -122,24 +151,42 @@ func (r *MirrorReconciler) write(ctx context.Context, seen observation, actions 
 			actions = deletesOnly(actions)
 		}
 	}
-	next := make(chan mirror.Action)
+	detaches, attaches := splitAttachments(plan.Attachments)
+	inParallel(r.WriteConcurrency, detaches, func(a mirror.Attachment) { r.attachment(ctx, w, a, o) })
+	actions = slices.DeleteFunc(actions, func(a mirror.Action) bool {
+		return a.Kind == mirror.Delete && o.detachFailed.Has(a.Namespace)
+	})
+	inParallel(r.WriteConcurrency, actions, func(action mirror.Action) {
+		res, err := r.writeTraced(ctx, w, action)
+		ctrl.LoggerFrom(ctx).V(1).Info("Mirror written", "targetNamespace", action.Namespace, "action", action.Kind, "result", res)
+		countWrite(w.state.Kind, action.Kind, res, err)
+		o.add(action.Namespace, res, err)
+	})
+	attaches = slices.DeleteFunc(attaches, func(a mirror.Attachment) bool {
+		return o.notMirrored(a.Account.Namespace) || r.conflicts.blocked(w.state.Key, a.Account.Namespace)
+	})
+	inParallel(r.WriteConcurrency, attaches, func(a mirror.Attachment) { r.attachment(ctx, w, a, o) })
+	return o
+}
+
+// inParallel calls work for each item, on at most limit goroutines. The workers live for the
+// whole step rather than one goroutine per write: each write goes deep into the HTTP client,
+// and a new goroutine would grow its stack to that depth every time.
+func inParallel[T any](limit int, items []T, work func(T)) {
+	next := make(chan T)
 	var wg sync.WaitGroup
-	for range min(max(1, r.WriteConcurrency), len(actions)) {
+	for range min(max(1, limit), len(items)) {
 		wg.Go(func() {
-			for action := range next {
-				res, err := r.writeTraced(ctx, w, action)
-				ctrl.LoggerFrom(ctx).V(1).Info("Mirror written", "targetNamespace", action.Namespace, "action", action.Kind, "result", res)
-				countWrite(w.state.Kind, action.Kind, res, err)
-				o.add(action.Namespace, res, err)
+			for item := range next {
+				work(item)
 			}
 		})
 	}
-	for _, action := range actions {
-		next <- action
+	for _, item := range items {
+		next <- item
 	}
 	close(next)
 	wg.Wait()
-	return o
 }
 
 func needsContent(actions []mirror.Action) bool {
@@ -149,6 +196,17 @@ func needsContent(actions []mirror.Action) bool {
 		}
 	}
 	return false
+}
+
+func splitAttachments(all []mirror.Attachment) (detaches, attaches []mirror.Attachment) {
+	for _, a := range all {
+		if a.Kind == mirror.Detach {
+			detaches = append(detaches, a)
+		} else {
+			attaches = append(attaches, a)
+		}
+	}
+	return detaches, attaches
 }
 
 func deletesOnly(actions []mirror.Action) []mirror.Action {

@@ -39,7 +39,7 @@ func (c Content) diff(existing Content) ActionKind {
 // carries them, so that it never becomes a source itself.
 var (
 	sourceLabels      = []string{LabelSync}
-	sourceAnnotations = []string{AnnotationNamespaces, AnnotationNamespaceSelector}
+	sourceAnnotations = []string{AnnotationNamespaces, AnnotationNamespaceSelector, AnnotationServiceAccounts}
 )
 
 // MirrorLabels returns the labels that mark an object as the mirror of source.

@@ -30,6 +30,13 @@ const (
 	// LabelSourceNamespace holds the namespace of the source a mirror was copied from. An object
 	// that carries it claims to be a mirror (see SourceOf), so it is never a source.
 	LabelSourceNamespace = "secret-syncer.jeffl.es/namespace"
+	// AnnotationServiceAccounts on a source of a pull secret type names, with the grammar of the
+	// namespaces annotation, the ServiceAccounts that get its mirror in their imagePullSecrets,
+	// in every namespace that holds the mirror.
+	AnnotationServiceAccounts = "secret-syncer.jeffl.es/service-accounts"
+	// AnnotationImagePullSecrets on a ServiceAccount lists, comma-separated, the imagePullSecrets
+	// entries whisperer added, so that it removes only those.
+	AnnotationImagePullSecrets = "secret-syncer.jeffl.es/image-pull-secrets"
 	// LabelIgnore on a namespace opts it out: with the value "true", whisperer mirrors nothing
 	// into it, whatever a source asks, and removes its mirrors there.
 	LabelIgnore = "secret-syncer.jeffl.es/ignore"

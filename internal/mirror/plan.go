@@ -2,7 +2,9 @@ package mirror
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -47,6 +49,9 @@ type State struct {
 	// ContentOf summarises the content of a mirror, as it is at its resourceVersion, and reports
 	// whether it is known.
 	ContentOf func(metav1.Object) (Content, bool)
+	// ServiceAccountsIn returns the ServiceAccounts of a namespace; nil when the operator does
+	// not attach pull secrets to ServiceAccounts.
+	ServiceAccountsIn func(namespace string) []ServiceAccount
 }
 
 // Result is what Plan decided for one source.
@@ -65,6 +70,11 @@ type Result struct {
 	NotAllowed int
 	// Unknown counts the wanted mirrors whose content is not known: nothing is planned for them.
 	Unknown int
+	// Attachments are the writes to ServiceAccounts' imagePullSecrets: detaches, then attaches.
+	Attachments []Attachment
+	// InvalidServiceAccounts says why the service-accounts annotation is ignored, or what of it
+	// is, or is "".
+	InvalidServiceAccounts string
 }
 
 // Plan returns the writes that take the mirrors of s.Key to exactly what the source asks for and
@@ -77,6 +87,11 @@ func Plan(s State) Result {
 	if s.Source != nil {
 		r.Invalid = s.Source.Targets.Invalid
 		r.Refusal = s.Policy.Refusal(s.Kind, s.Source)
+	}
+	attachTo, ignored := s.attachmentsAsked()
+	r.InvalidServiceAccounts = ignored
+	if attachTo != nil && len(attachTo.Invalid) > 0 {
+		r.InvalidServiceAccounts = fmt.Sprintf("ignored entries of %s: %s", AnnotationServiceAccounts, strings.Join(attachTo.Invalid, "; "))
 	}
 	wanted, terminating, asked := s.classifyNamespaces(r.Refusal == "")
 	if r.Refusal == "" {
@@ -115,6 +130,7 @@ func Plan(s State) Result {
 		}
 	}
 	slices.SortFunc(r.Actions, func(a, b Action) int { return cmp.Compare(a.Namespace, b.Namespace) })
+	r.Attachments = s.planAttachments(attachTo, wanted, seen)
 	return r
 }
 

@@ -40,7 +40,9 @@ type Options struct {
 	Policy     mirror.Policy
 	// Kinds are the kinds of objects whisperer mirrors.
 	Kinds []controllers.Kind
-	Zap   zap.Options
+	// AttachServiceAccounts attaches mirrored pull secrets to ServiceAccounts.
+	AttachServiceAccounts bool
+	Zap                   zap.Options
 }
 
 // DefaultExcludedNamespaces never receive mirrors unless the administrator clears
@@ -109,9 +111,10 @@ func (o *Options) register(fs *flag.FlagSet) {
 		"API Priority and Fairness protects the API server; this only smooths bursts. A negative value disables it.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 2000, "Client-side burst of API requests above --kube-api-qps.")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "0", "Address of the pprof endpoint, for profiling. 0 disables it.")
-	o.Kinds = slices.Clone(controllers.AllKinds)
-	fs.Var(kindsValue{&o.Kinds}, "resources", "Comma-separated kinds of objects to mirror: secrets, configmaps. "+
-		"Without configmaps, whisperer watches no ConfigMap and needs no right on them.")
+	o.Kinds, o.AttachServiceAccounts = slices.Clone(controllers.AllKinds), true
+	fs.Var(resourcesValue{&o.Kinds, &o.AttachServiceAccounts}, "resources", "Comma-separated resources whisperer "+
+		"works on: secrets and configmaps, which it mirrors, and serviceaccounts, to which it attaches mirrored pull "+
+		"secrets. Without one, whisperer watches none of that resource and needs no right on it.")
 	o.registerPolicy(fs)
 	o.Zap.BindFlags(fs)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "Kubeconfig file to use. Without it: $KUBECONFIG, "+
@@ -184,10 +187,15 @@ func (v patternsValue) Set(s string) error {
 	return err
 }
 
-// kindsValue is a flag of comma-separated resources (secrets, configmaps).
-type kindsValue struct{ kinds *[]controllers.Kind }
+// resourcesValue is a flag of comma-separated resources: secrets, configmaps, serviceaccounts.
+type resourcesValue struct {
+	kinds                 *[]controllers.Kind
+	attachServiceAccounts *bool
+}
 
-func (v kindsValue) String() string {
+const serviceAccounts = "serviceaccounts"
+
+func (v resourcesValue) String() string {
 	if v.kinds == nil {
 		return ""
 	}
@@ -195,28 +203,35 @@ func (v kindsValue) String() string {
 	for _, k := range *v.kinds {
 		names = append(names, k.String())
 	}
+	if *v.attachServiceAccounts {
+		names = append(names, serviceAccounts)
+	}
 	return strings.Join(names, ",")
 }
 
-func (v kindsValue) Set(s string) error {
+func (v resourcesValue) Set(s string) error {
 	var kinds []controllers.Kind
+	attach := false
 	for entry := range strings.SplitSeq(s, ",") {
-		if entry = strings.TrimSpace(entry); entry == "" {
-			continue
-		}
+		entry = strings.TrimSpace(entry)
 		i := slices.IndexFunc(controllers.AllKinds, func(k controllers.Kind) bool { return k.String() == entry })
-		if i < 0 {
-			return fmt.Errorf("%q: not one of secrets, configmaps", entry)
-		}
-		k := controllers.AllKinds[i]
-		if !slices.Contains(kinds, k) {
-			kinds = append(kinds, k)
+		switch {
+		case entry == "":
+		case entry == serviceAccounts:
+			attach = true
+		case i < 0:
+			return fmt.Errorf("%q: not one of secrets, configmaps, serviceaccounts", entry)
+		case !slices.Contains(kinds, controllers.AllKinds[i]):
+			kinds = append(kinds, controllers.AllKinds[i])
 		}
 	}
 	if len(kinds) == 0 {
 		return fmt.Errorf("no kind to mirror: name secrets, configmaps or both")
 	}
-	*v.kinds = kinds
+	if attach && !slices.Contains(kinds, controllers.Secrets) {
+		return fmt.Errorf("serviceaccounts attaches mirrored Secrets: it needs secrets too")
+	}
+	*v.kinds, *v.attachServiceAccounts = kinds, attach
 	return nil
 }
 

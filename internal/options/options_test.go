@@ -202,16 +202,19 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 }
 
 func TestResources(t *testing.T) {
-	if got := mustParse(t, nil, nil).Kinds; !slices.Equal(got, []controllers.Kind{controllers.Secrets, controllers.ConfigMaps}) {
-		t.Errorf("default kinds %v, want Secrets and ConfigMaps", got)
+	if o := mustParse(t, nil, nil); !slices.Equal(o.Kinds, []controllers.Kind{controllers.Secrets, controllers.ConfigMaps}) || !o.AttachServiceAccounts {
+		t.Errorf("default kinds %v, attach %v; want Secrets and ConfigMaps, and ServiceAccounts attached", o.Kinds, o.AttachServiceAccounts)
 	}
-	if got := mustParse(t, []string{"--resources=secrets"}, nil).Kinds; !slices.Equal(got, []controllers.Kind{controllers.Secrets}) {
-		t.Errorf("--resources=secrets: kinds %v, want Secrets alone", got)
+	if o := mustParse(t, []string{"--resources=secrets"}, nil); !slices.Equal(o.Kinds, []controllers.Kind{controllers.Secrets}) || o.AttachServiceAccounts {
+		t.Errorf("--resources=secrets: kinds %v, attach %v; want Secrets alone", o.Kinds, o.AttachServiceAccounts)
+	}
+	if o := mustParse(t, []string{"--resources=serviceaccounts,secrets"}, nil); !o.AttachServiceAccounts {
+		t.Error("--resources=serviceaccounts,secrets: ServiceAccounts not attached")
 	}
 	if got := mustParse(t, nil, map[string]string{"WHISPERER_RESOURCES": " configmaps , configmaps "}).Kinds; !slices.Equal(got, []controllers.Kind{controllers.ConfigMaps}) {
 		t.Errorf("WHISPERER_RESOURCES=configmaps: kinds %v, want ConfigMaps alone", got)
 	}
-	for _, bad := range []string{"", " , ", "pods"} {
+	for _, bad := range []string{"", " , ", "pods", "configmaps,serviceaccounts"} {
 		if _, err := Parse([]string{"--resources=" + bad}, noEnv, io.Discard); err == nil {
 			t.Errorf("--resources=%q accepted", bad)
 		}

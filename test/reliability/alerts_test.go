@@ -139,7 +139,7 @@ func TestAlertsOnRealFailures(t *testing.T) {
 	t.Log("step: a write that hangs")
 	{
 		proxy := e.startFaultProxy("al-c")
-		proxy.setFaults(func(_ int, namespace string) fault {
+		proxy.setFaults(func(_ int, namespace, _ string) fault {
 			if namespace == "al-h" {
 				return hang
 			}

@@ -21,8 +21,9 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
-// secretPath matches the paths of Secret requests and captures the namespace.
-var secretPath = regexp.MustCompile(`^/api/v1/namespaces/([^/]+)/secrets(/[^/]+)?$`)
+// secretPath matches the paths of Secret and ServiceAccount requests and captures the
+// namespace and the resource.
+var secretPath = regexp.MustCompile(`^/api/v1/namespaces/([^/]+)/(secrets|serviceaccounts)(/[^/]+)?$`)
 
 // fault is what the proxy answers instead of passing a request on.
 type fault int
@@ -42,7 +43,7 @@ type faultProxy struct {
 	user   string
 
 	mu     sync.Mutex
-	inject func(n int, namespace string) fault
+	inject func(n int, namespace, resource string) fault
 	writes []proxiedWrite
 	// released is closed by releaseHung, to let the hung writes through.
 	released chan struct{}
@@ -60,7 +61,7 @@ type proxiedWrite struct {
 // test ends.
 func (e *env) startFaultProxy(name string) *faultProxy {
 	e.t.Helper()
-	p := &faultProxy{user: "whisperer-" + name, inject: func(int, string) fault { return pass }, released: make(chan struct{})}
+	p := &faultProxy{user: "whisperer-" + name, inject: func(int, string, string) fault { return pass }, released: make(chan struct{})}
 	cfg, _, err := e.cluster.AddUser(p.user, "system:masters", operatorGroup)
 	if err != nil {
 		e.t.Fatal(err)
@@ -92,7 +93,7 @@ func (e *env) startFaultProxy(name string) *faultProxy {
 }
 
 // setFaults replaces the fault schedule.
-func (p *faultProxy) setFaults(inject func(n int, namespace string) fault) {
+func (p *faultProxy) setFaults(inject func(n int, namespace, resource string) fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.inject = inject
@@ -105,7 +106,7 @@ func (p *faultProxy) intercept(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	p.mu.Lock()
-	f := p.inject(len(p.writes), match[1])
+	f := p.inject(len(p.writes), match[1], match[2])
 	p.writes = append(p.writes, proxiedWrite{at: time.Now(), method: r.Method, path: r.URL.Path, namespace: match[1], fault: f})
 	released := p.released
 	p.mu.Unlock()
@@ -148,7 +149,7 @@ func (p *faultProxy) releaseHung() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	close(p.released)
-	p.inject = func(int, string) fault { return pass }
+	p.inject = func(int, string, string) fault { return pass }
 }
 
 // seen returns a copy of the Secret writes seen so far.

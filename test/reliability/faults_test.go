@@ -22,7 +22,7 @@ func TestConflictsAndThrottling(t *testing.T) {
 	e.createNamespaces(append([]string{"ft-src", "ft-hot"}, targets...)...)
 	proxy := e.startFaultProxy("faulty")
 	// 3 writes in 10 get a conflict, 1 in 10 is throttled.
-	proxy.setFaults(func(n int, _ string) fault {
+	proxy.setFaults(func(n int, _, _ string) fault {
 		switch n % 10 {
 		case 0, 3, 6:
 			return conflict
@@ -100,7 +100,7 @@ func TestConflictsAndThrottling(t *testing.T) {
 
 	t.Log("step: persistent conflict backs off")
 	{
-		proxy.setFaults(func(_ int, namespace string) fault {
+		proxy.setFaults(func(_ int, namespace, _ string) fault {
 			if namespace == "ft-hot" {
 				return conflict
 			}
@@ -129,7 +129,7 @@ func TestConflictsAndThrottling(t *testing.T) {
 		}
 		op.requireRunning()
 
-		proxy.setFaults(func(int, string) fault { return pass })
+		proxy.setFaults(func(int, string, string) fault { return pass })
 		want.Insert("ft-hot")
 		took := e.waitMirrors(source, want, time.Minute)
 		t.Logf("the fault lifted, the mirror was written %s later, at the next retry", took)

@@ -200,6 +200,7 @@ var (
 	clusterAllowed = map[string]sets.Set[string]{
 		"/secrets":                           sets.New("get", "list", "watch", "create", "update", "patch", "delete"),
 		"/configmaps":                        sets.New("get", "list", "watch", "create", "update", "delete"),
+		"/serviceaccounts":                   sets.New("get", "list", "watch", "patch"),
 		"/namespaces":                        sets.New("get", "list", "watch"),
 		"/events":                            sets.New("create", "patch"),
 		"events.k8s.io/events":               sets.New("get", "create"),
