@@ -35,6 +35,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -217,6 +218,20 @@ func objects(items []any) []client.Object {
 	return out
 }
 
+// in returns the cached mirrors of source in the namespaces of scope.
+func (s mirrorStore) in(source types.NamespacedName, scope sets.Set[string]) []metav1.Object {
+	var mirrors []metav1.Object
+	for namespace := range scope {
+		obj, exists, err := s.indexer.GetByKey(namespace + "/" + source.Name)
+		if o, ok := obj.(metav1.Object); ok && exists && err == nil {
+			if claimed, ok := mirror.SourceOf(o); ok && claimed == source {
+				mirrors = append(mirrors, o)
+			}
+		}
+	}
+	return mirrors
+}
+
 // namespaceStore reads the cached namespaces (metadata only).
 type namespaceStore struct{ indexer toolscache.Indexer }
 
@@ -236,6 +251,18 @@ func (s namespaceStore) list() []mirror.Namespace {
 	namespaces := make([]mirror.Namespace, 0, len(objects))
 	for _, obj := range objects {
 		if ns, ok := obj.(client.Object); ok {
+			namespaces = append(namespaces, toNamespace(ns))
+		}
+	}
+	return namespaces
+}
+
+// in returns the cached namespaces of scope that exist.
+func (s namespaceStore) in(scope sets.Set[string]) []mirror.Namespace {
+	namespaces := make([]mirror.Namespace, 0, scope.Len())
+	for name := range scope {
+		obj, exists, err := s.indexer.GetByKey(name)
+		if ns, ok := obj.(client.Object); ok && exists && err == nil {
 			namespaces = append(namespaces, toNamespace(ns))
 		}
 	}

@@ -27,8 +27,8 @@ const maxBlockerWatches = 200
 // it blocks as soon as it goes.
 type conflicts struct {
 	watcher blockerWatcher
-	// notify reconciles a source.
-	notify func(source types.NamespacedName)
+	// notify reconciles a source, in the namespace of the object that blocked it.
+	notify func(source, blocker types.NamespacedName)
 
 	mu       sync.Mutex
 	bySource map[types.NamespacedName]sets.Set[string]
@@ -44,7 +44,7 @@ type blockerWatch struct {
 // blockerWatcher opens a watch of the object at key, which calls gone when it is deleted.
 type blockerWatcher func(key types.NamespacedName, gone func()) (stop context.CancelFunc)
 
-func newConflicts(watcher blockerWatcher, notify func(types.NamespacedName)) *conflicts {
+func newConflicts(watcher blockerWatcher, notify func(source, blocker types.NamespacedName)) *conflicts {
 	return &conflicts{
 		watcher:  watcher,
 		notify:   notify,
@@ -53,11 +53,15 @@ func newConflicts(watcher blockerWatcher, notify func(types.NamespacedName)) *co
 	}
 }
 
-// set records the namespaces where source is blocked now: none when it is gone or converged.
-func (c *conflicts) set(source types.NamespacedName, namespaces []string) {
+// set records the namespaces of scope (nil: all) where source is blocked now: none when it is
+// gone or converged.
+func (c *conflicts) set(source types.NamespacedName, scope sets.Set[string], namespaces []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := sets.New(namespaces...)
+	if scope != nil {
+		now = c.bySource[source].Difference(scope).Union(now)
+	}
 	for namespace := range c.bySource[source].Difference(now) {
 		c.unblock(types.NamespacedName{Namespace: namespace, Name: source.Name}, source)
 	}
@@ -69,6 +73,13 @@ func (c *conflicts) set(source types.NamespacedName, namespaces []string) {
 	} else {
 		c.bySource[source] = now
 	}
+}
+
+// in returns the namespaces where source is blocked.
+func (c *conflicts) in(source types.NamespacedName) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bySource[source].UnsortedList()
 }
 
 // blocked reports whether source was blocked in namespace at its last reconcile.
@@ -113,7 +124,7 @@ func (c *conflicts) released(blocker types.NamespacedName) {
 	}
 	c.mu.Unlock()
 	for _, source := range blocked {
-		c.notify(source)
+		c.notify(source, blocker)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 )
 
 // watchRecorder stands for the watches conflicts opens: it records which are open.
@@ -51,12 +52,12 @@ func compareKeys(a, b types.NamespacedName) int {
 func TestConflictsWatchEachBlockerWhileItBlocks(t *testing.T) {
 	w := &watchRecorder{open: map[types.NamespacedName]func(){}}
 	var notified []types.NamespacedName
-	c := newConflicts(w.watch, func(source types.NamespacedName) { notified = append(notified, source) })
+	c := newConflicts(w.watch, func(source, _ types.NamespacedName) { notified = append(notified, source) })
 	first := types.NamespacedName{Namespace: "a", Name: "pull"}
 	second := types.NamespacedName{Namespace: "b", Name: "pull"}
 
-	c.set(first, []string{"x", "y"})
-	c.set(second, []string{"y"})
+	c.set(first, nil, []string{"x", "y"})
+	c.set(second, nil, []string{"y"})
 	want := []types.NamespacedName{{Namespace: "x", Name: "pull"}, {Namespace: "y", Name: "pull"}}
 	if got := w.keys(); !slices.Equal(got, want) {
 		t.Fatalf("watches %v, want one per blocking object %v", got, want)
@@ -71,11 +72,11 @@ func TestConflictsWatchEachBlockerWhileItBlocks(t *testing.T) {
 		t.Errorf("deleting y/pull reconciled %v, want both sources it blocked", notified)
 	}
 
-	c.set(first, nil)
+	c.set(first, nil, nil)
 	if got := w.keys(); !slices.Equal(got, []types.NamespacedName{{Namespace: "y", Name: "pull"}}) {
 		t.Errorf("watches %v once the first source is no longer blocked, want only y/pull, which still blocks the second", got)
 	}
-	c.set(second, nil)
+	c.set(second, nil, nil)
 	if got := w.keys(); len(got) != 0 || c.openWatches() != 0 {
 		t.Errorf("watches %v once nothing is blocked, want none", got)
 	}
@@ -83,21 +84,34 @@ func TestConflictsWatchEachBlockerWhileItBlocks(t *testing.T) {
 
 func TestConflictWatchesAreCapped(t *testing.T) {
 	w := &watchRecorder{open: map[types.NamespacedName]func(){}}
-	c := newConflicts(w.watch, func(types.NamespacedName) {})
+	c := newConflicts(w.watch, func(_, _ types.NamespacedName) {})
 	var namespaces []string
 	for i := range maxBlockerWatches + 10 {
 		namespaces = append(namespaces, fmt.Sprintf("ns-%d", i))
 	}
 	source := types.NamespacedName{Namespace: "a", Name: "pull"}
-	c.set(source, namespaces)
+	c.set(source, nil, namespaces)
 	if got := len(w.keys()); got != maxBlockerWatches {
 		t.Errorf("%d watches open, want the cap, %d; beyond it the periodic retry looks", got, maxBlockerWatches)
 	}
 	if !c.blocked(source, namespaces[len(namespaces)-1]) {
 		t.Error("a conflict beyond the cap is not remembered: its retry would write instead of read")
 	}
-	c.set(source, nil)
+	c.set(source, nil, nil)
 	if got := len(w.keys()); got != 0 {
 		t.Errorf("%d watches left open", got)
+	}
+}
+
+func TestConflictsOfAScopeLeaveTheOthers(t *testing.T) {
+	w := &watchRecorder{open: map[types.NamespacedName]func(){}}
+	c := newConflicts(w.watch, func(_, _ types.NamespacedName) {})
+	source := types.NamespacedName{Namespace: "a", Name: "pull"}
+	c.set(source, nil, []string{"x", "y"})
+	c.set(source, sets.New("y", "z"), []string{"z"}) // y freed, z blocked; x not looked at
+	got := c.in(source)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"x", "z"}) {
+		t.Errorf("blocked in %v after a reconcile of y and z, want x (outside it) and z", got)
 	}
 }

@@ -17,11 +17,11 @@ import (
 const expectationTimeout = 30 * time.Second
 
 // expectations are the mirror writes of each source that the mirror cache has not shown yet, as
-// in Kubernetes' ReplicaSet controller. Each write raises a watch event that reconciles its source
-// again; planning then, from a cache that lacks the write, would make it a second time (a
-// refused create, a conflicting update). So a reconcile of a source with writes pending does
-// nothing: the events that show the writes mark them seen and reconcile the source again. No
-// worker waits.
+// in Kubernetes' ReplicaSet controller. Planning from a cache that lacks a write would make it a
+// second time (a refused create, a conflicting update). So a reconcile of a source with writes
+// pending does nothing: the events that show the writes mark them seen, and the last of them
+// reconciles the source again. No worker waits. An event that only shows a write as whisperer
+// made it reconciles nothing: there is nothing to do.
 type expectations struct {
 	mu      sync.Mutex
 	pending map[types.NamespacedName]*pendingWrites
@@ -30,6 +30,9 @@ type expectations struct {
 type pendingWrites struct {
 	byNamespace map[string]expectation
 	since       time.Time
+	// deferred is set when a reconcile of the source waited for them: the event that shows the
+	// last of them reconciles the source.
+	deferred bool
 }
 
 // expectation is one write the cache must show: an object whose resourceVersion is no longer
@@ -64,26 +67,31 @@ func (e *expectations) forget(source types.NamespacedName, namespace string) {
 }
 
 // observe marks as seen the write that obj, as the mirror cache now shows it, satisfies; gone
-// says that obj has left the cache, or no longer claims the source it claimed.
-func (e *expectations) observe(obj metav1.Object, gone bool) {
+// says that obj has left the cache, or no longer claims the source it claimed. It reports whether
+// obj satisfied a write, and whether the source must be reconciled now: a reconcile waited for
+// the writes, and this was the last of them.
+func (e *expectations) observe(obj metav1.Object, gone bool) (satisfied, release bool) {
 	source, ok := mirror.SourceOf(obj)
 	if !ok {
-		return
+		return false, false
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p := e.pending[source]
 	if p == nil {
-		return
+		return false, false
 	}
 	x, ok := p.byNamespace[obj.GetNamespace()]
 	if !ok {
-		return
+		return false, false
 	}
 	deleted := gone || obj.GetDeletionTimestamp() != nil
-	if x.gone && deleted || !x.gone && !gone && obj.GetResourceVersion() != x.before {
-		e.drop(source, obj.GetNamespace())
+	if !(x.gone && deleted || !x.gone && !gone && obj.GetResourceVersion() != x.before) {
+		return false, false
 	}
+	deferred := p.deferred
+	e.drop(source, obj.GetNamespace())
+	return true, deferred && e.pending[source] == nil
 }
 
 func (e *expectations) drop(source types.NamespacedName, namespace string) {
@@ -105,6 +113,7 @@ func (e *expectations) wait(source types.NamespacedName) time.Duration {
 		return 0
 	}
 	if left := expectationTimeout - time.Since(p.since); left > 0 {
+		p.deferred = true
 		return left
 	}
 	delete(e.pending, source)

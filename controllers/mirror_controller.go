@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -52,6 +53,7 @@ type MirrorReconciler struct {
 	namespaces      namespaceStore
 	parsed          *parsedSources
 	contents        *contents
+	scopes          *scopes
 	expectations    *expectations
 	conflicts       *conflicts
 	events          *eventRecorder
@@ -74,7 +76,12 @@ func (r *MirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 		span.SetAttributes(attrOutcome.String("awaiting-cache"))
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	seen, err := r.observe(ctx, key)
+	scope := r.scopes.take(key)
+	if r.Policy.MaxTargetsPerSource > 0 {
+		scope = nil // counting the source's targets takes every namespace
+	}
+	span.SetAttributes(attrScope.Int(scopeSize(scope)))
+	seen, err := r.observe(ctx, key, scope)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -85,10 +92,11 @@ func (r *MirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 	}
 	plan := mirror.Plan(state)
 	o := r.write(ctx, seen, plan)
-	r.conflicts.set(key, o.conflicts)
-	if state.Source == nil {
+	r.conflicts.set(key, scope, o.conflicts)
+	switch {
+	case state.Source == nil && scope == nil:
 		r.forget(key)
-	} else {
+	case scope == nil:
 		r.stats.set(key, statsOf(plan, o))
 	}
 	r.record(ctx, state, plan, o)
@@ -98,7 +106,15 @@ func (r *MirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 	if err := o.err(); err != nil {
 		return ctrl.Result{}, fmt.Errorf("writing mirrors of %s: %w", key, err)
 	}
-	return r.requeue(state, plan, o), nil
+	return r.requeue(state, scope, plan, o), nil
+}
+
+// scopeSize is how many namespaces a reconcile looks at: -1 for all of them.
+func scopeSize(scope sets.Set[string]) int {
+	if scope == nil {
+		return -1
+	}
+	return scope.Len()
 }
 
 // observation is what a reconcile knows of its source.
@@ -108,9 +124,10 @@ type observation struct {
 	live client.Object
 }
 
-// observe reads everything planning needs for one source: from the caches, and what they do not
-// hold, the content of the source and of its mirrors, when it is not known yet.
-func (r *MirrorReconciler) observe(ctx context.Context, key types.NamespacedName) (observation, error) {
+// observe reads everything planning needs for one source, in the namespaces of scope (nil: all):
+// from the caches, and what they do not hold, the content of the source and of its mirrors, when
+// it is not known yet.
+func (r *MirrorReconciler) observe(ctx context.Context, key types.NamespacedName, scope sets.Set[string]) (observation, error) {
 	seen := observation{state: mirror.State{Kind: r.Kind.kind(), Key: key, Policy: r.Policy, ContentOf: r.contents.of}}
 	if r.serviceAccounts != nil {
 		seen.state.ServiceAccountsIn = r.serviceAccounts.in
@@ -130,6 +147,11 @@ func (r *MirrorReconciler) observe(ctx context.Context, key types.NamespacedName
 			source = r.parsed.learn(seen.live)
 		}
 		seen.state.Source = source
+	}
+	if scope != nil {
+		seen.state.Namespaces = r.namespaces.in(scope)
+		seen.state.Mirrors = r.mirrors.in(key, scope)
+		return seen, r.learnMirrors(ctx, seen.state)
 	}
 	seen.state.Namespaces = r.namespaces.list()
 	var err error
@@ -154,13 +176,21 @@ func (r *MirrorReconciler) readSource(ctx context.Context, key types.NamespacedN
 	return live, nil
 }
 
+// fullAfterScoped is how soon after a reconcile of some namespaces a source gets one of all of
+// them, which counts its namespaces by state for the gauges. During a burst of new namespaces, it
+// comes once per burst, not once per namespace.
+const fullAfterScoped = 30 * time.Second
+
 // requeue says when to look at a source again without an event: soon when it changed while its
 // writes were planned or a mirror's content could not be read, at the conflict retry interval
-// while it is blocked, and at the resync period otherwise.
-func (r *MirrorReconciler) requeue(state mirror.State, plan mirror.Result, o *outcome) ctrl.Result {
+// while it is blocked, a while after a reconcile of some namespaces, and at the resync period
+// otherwise.
+func (r *MirrorReconciler) requeue(state mirror.State, scope sets.Set[string], plan mirror.Result, o *outcome) ctrl.Result {
 	switch {
 	case o.stale || plan.Unknown > 0:
 		return ctrl.Result{RequeueAfter: time.Second}
+	case scope != nil && state.Source != nil:
+		return ctrl.Result{RequeueAfter: fullAfterScoped}
 	case len(o.contested) > 0:
 		return ctrl.Result{RequeueAfter: time.Until(o.contestedUntil)}
 	case len(o.conflicts) > 0 && r.ConflictRetryInterval > 0:
@@ -208,7 +238,7 @@ func (r *MirrorReconciler) record(ctx context.Context, state mirror.State, plan 
 	}
 	r.events.warn(ctx, source, ReasonRefused, plan.Refusal)
 	r.events.warn(ctx, source, ReasonInvalidNamespaces, describeInvalid(plan.Invalid))
-	r.events.warn(ctx, source, ReasonConflict, describeConflicts(state.Kind, o.conflicts, state.Key.Name))
+	r.events.warn(ctx, source, ReasonConflict, describeConflicts(state.Kind, r.conflicts.in(state.Key), state.Key.Name))
 	r.events.warn(ctx, source, ReasonInvalidServiceAccounts, plan.InvalidServiceAccounts)
 	r.events.warn(ctx, source, ReasonServiceAccountContested, describeContested(o.contested, state.Key.Name))
 }

@@ -229,6 +229,7 @@ func (r *MirrorReconciler) serviceAccountToSources(_ context.Context, obj client
 		cached, exists, err := r.sources.indexer.GetByKey(source.String())
 		if o, ok := cached.(metav1.Object); ok && exists && err == nil {
 			if _, attaches := o.GetAnnotations()[mirror.AnnotationServiceAccounts]; attaches {
+				r.scopes.add(source, obj.GetNamespace())
 				requests = append(requests, reconcile.Request{NamespacedName: source})
 			}
 		}

@@ -180,10 +180,16 @@ func TestHandRemovedEntryIsPutBack(t *testing.T) {
 // the mirror is deleted: a ServiceAccount never names a pull secret that is gone.
 func TestEntriesGoWhenTheSourceNoLongerAsks(t *testing.T) {
 	for name, change := range map[string]func(t *testing.T, s *corev1.Secret, target string){
-		"source deleted":        func(t *testing.T, s *corev1.Secret, _ string) { deleteObject(t, s) },
-		"sync label removed":    func(t *testing.T, s *corev1.Secret, _ string) { edit(t, s, func(s *corev1.Secret) { delete(s.Labels, mirror.LabelSync) }) },
-		"annotation removed":    func(t *testing.T, s *corev1.Secret, _ string) { edit(t, s, func(s *corev1.Secret) { delete(s.Annotations, mirror.AnnotationServiceAccounts) }) },
-		"namespace not a target": func(t *testing.T, s *corev1.Secret, _ string) { edit(t, s, func(s *corev1.Secret) { s.Annotations[mirror.AnnotationNamespaces] = "elsewhere" }) },
+		"source deleted": func(t *testing.T, s *corev1.Secret, _ string) { deleteObject(t, s) },
+		"sync label removed": func(t *testing.T, s *corev1.Secret, _ string) {
+			edit(t, s, func(s *corev1.Secret) { delete(s.Labels, mirror.LabelSync) })
+		},
+		"annotation removed": func(t *testing.T, s *corev1.Secret, _ string) {
+			edit(t, s, func(s *corev1.Secret) { delete(s.Annotations, mirror.AnnotationServiceAccounts) })
+		},
+		"namespace not a target": func(t *testing.T, s *corev1.Secret, _ string) {
+			edit(t, s, func(s *corev1.Secret) { s.Annotations[mirror.AnnotationNamespaces] = "elsewhere" })
+		},
 		"replaced by an Opaque Secret": func(t *testing.T, s *corev1.Secret, _ string) {
 			deleteObject(t, s)
 			opaque := sourceSecret(s.Namespace, s.Name, s.Annotations[mirror.AnnotationNamespaces])

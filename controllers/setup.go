@@ -49,7 +49,8 @@ func (r *MirrorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 	if err != nil {
 		return fmt.Errorf("creating a metadata client: %w", err)
 	}
-	r.conflicts = newConflicts(watchByName(ctx, metadataClient, r.Kind), func(source types.NamespacedName) {
+	r.conflicts = newConflicts(watchByName(ctx, metadataClient, r.Kind), func(source, blocker types.NamespacedName) {
+		r.scopes.add(source, blocker.Namespace)
 		released <- sourceRequest(source)
 	})
 	if err := reportWhileRunning(mgr, r.stats); err != nil {
@@ -64,8 +65,7 @@ func (r *MirrorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 	}
 	return b.
 		Named(controllerName(r.Kind)).
-		For(r.Kind.newObject(), builder.OnlyMetadata).
-		Watches(r.Kind.newObject(), r.competitorsOnDelete(), builder.OnlyMetadata).
+		Watches(r.Kind.newObject(), r.sourceEvents(), builder.OnlyMetadata).
 		WatchesRawSource(source.Kind(mirrorCache, client.Object(metadataObject(r.Kind)), r.mirrorEvents())).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceToSources),
 			builder.WithPredicates(namespaceAppearedOrRelabelled())).
@@ -82,6 +82,7 @@ func (r *MirrorReconciler) setupState(mgr ctrl.Manager) error {
 	}
 	r.parsed = newParsedSources(r.Kind, r.Policy)
 	r.contents = newContents()
+	r.scopes = newScopes()
 	r.fights = newFights()
 	r.expectations = newExpectations()
 	r.events = newEventRecorder(mgr.GetClient(), mgr.GetAPIReader(), r.Kind.kind(), instance)

@@ -161,7 +161,7 @@ func TestNamespaceEventsParseNothingAndSkipRefusedSources(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := &MirrorReconciler{Kind: Secrets, sources: sourceStore{indexer: store}, parsed: newParsedSources(Secrets, mirror.Policy{})}
+	r := &MirrorReconciler{Kind: Secrets, sources: sourceStore{indexer: store}, parsed: newParsedSources(Secrets, mirror.Policy{}), scopes: newScopes()}
 	r.parsed.learn(token) // its first reconcile read it, and found it refused
 	parsed, _, _ := r.parsed.get(everywhere)
 	for range 3 {

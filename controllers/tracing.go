@@ -27,6 +27,7 @@ const (
 	attrSourceName      = attribute.Key("whisperer.source.name")
 	attrSourceVersion   = attribute.Key("whisperer.source.resource_version")
 	attrTargets         = attribute.Key("whisperer.targets")
+	attrScope           = attribute.Key("whisperer.scope")
 	attrOutcome         = attribute.Key("whisperer.outcome")
 	attrCreated         = attribute.Key("whisperer.mirrors.created")
 	attrUpdated         = attribute.Key("whisperer.mirrors.updated")

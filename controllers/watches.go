@@ -19,56 +19,75 @@ import (
 
 type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 
+// sourceEvents reconciles a source whose object changed, over every namespace, and, when it is
+// deleted, the other sources of its name: they may have been blocked by its mirrors.
+func (r *MirrorReconciler) sourceEvents() handler.EventHandler {
+	all := func(obj metav1.Object, q queue) {
+		key := types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}
+		r.scopes.all(key)
+		q.Add(reconcile.Request{NamespacedName: key})
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q queue) { all(e.Object, q) },
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q queue) { all(e.ObjectNew, q) },
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q queue) {
+			all(e.Object, q)
+			r.enqueueCompetitors(e.Object, q)
+		},
+		GenericFunc: func(_ context.Context, e event.GenericEvent, q queue) { all(e.Object, q) },
+	}
+}
+
 // mirrorEvents maps a mirror event to the source the mirror claims (before and after an update),
-// so that an edited or deleted mirror is repaired, after telling the expectations what the cache
-// now shows. A deleted mirror also wakes the other sources of its name (competitorsOnDelete).
-// One handler for all of it keeps one event buffer, not several, on an informer that may hold
-// tens of thousands of mirrors.
+// in the mirror's namespace, so that an edited or deleted mirror is repaired, after telling the
+// expectations what the cache now shows. An event that only shows a write as whisperer made it
+// reconciles nothing. A deleted mirror also wakes the other sources of its name. One handler for
+// all of it keeps one event buffer, not several, on an informer that may hold tens of thousands
+// of mirrors.
 func (r *MirrorReconciler) mirrorEvents() handler.EventHandler {
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, e event.CreateEvent, q queue) {
-			r.expectations.observe(e.Object, false)
-			enqueueClaimedSource(e.Object, q)
+			r.mirrorChanged(e.Object, false, q)
 		},
 		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q queue) {
-			r.expectations.observe(e.ObjectNew, false)
 			if claimedSource(e.ObjectOld) != claimedSource(e.ObjectNew) {
-				r.expectations.observe(e.ObjectOld, true) // it left the claims of that source
+				r.mirrorChanged(e.ObjectOld, true, q) // it left the claims of that source
 			}
-			enqueueClaimedSource(e.ObjectOld, q)
-			enqueueClaimedSource(e.ObjectNew, q)
+			r.mirrorChanged(e.ObjectNew, false, q)
 		},
 		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q queue) {
-			r.expectations.observe(e.Object, true)
+			r.mirrorChanged(e.Object, true, q)
 			r.contents.forget(e.Object)
-			enqueueClaimedSource(e.Object, q)
 			r.enqueueCompetitors(e.Object, q)
 		},
 		GenericFunc: func(_ context.Context, e event.GenericEvent, q queue) {
-			enqueueClaimedSource(e.Object, q)
+			r.mirrorChanged(e.Object, false, q)
 		},
 	}
+}
+
+// mirrorChanged reconciles, in obj's namespace, the source obj claims, unless obj is as
+// whisperer wrote it: a write it expected, which it made.
+func (r *MirrorReconciler) mirrorChanged(obj metav1.Object, gone bool, q queue) {
+	source, ok := mirror.SourceOf(obj)
+	if !ok {
+		return
+	}
+	satisfied, release := r.expectations.observe(obj, gone)
+	_, written := r.contents.of(obj)
+	if release {
+		q.Add(reconcile.Request{NamespacedName: source})
+	}
+	if satisfied && (gone || written) {
+		return
+	}
+	r.scopes.add(source, obj.GetNamespace())
+	q.Add(reconcile.Request{NamespacedName: source})
 }
 
 func claimedSource(obj metav1.Object) types.NamespacedName {
 	source, _ := mirror.SourceOf(obj)
 	return source
-}
-
-func enqueueClaimedSource(obj metav1.Object, q queue) {
-	if source, ok := mirror.SourceOf(obj); ok {
-		q.Add(reconcile.Request{NamespacedName: source})
-	}
-}
-
-// competitorsOnDelete handles the deletion of a source: other sources of the same name may have
-// been blocked by it (a conflict), and get another look at once.
-func (r *MirrorReconciler) competitorsOnDelete() handler.EventHandler {
-	return handler.Funcs{
-		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q queue) {
-			r.enqueueCompetitors(e.Object, q)
-		},
-	}
 }
 
 // enqueueCompetitors enqueues the sources named like gone, a deleted object, except gone itself.
@@ -80,6 +99,7 @@ func (r *MirrorReconciler) enqueueCompetitors(gone client.Object, q queue) {
 	}
 	for _, source := range named {
 		if key := client.ObjectKeyFromObject(source); key != client.ObjectKeyFromObject(gone) {
+			r.scopes.all(key)
 			q.Add(reconcile.Request{NamespacedName: key})
 		}
 	}
@@ -99,6 +119,7 @@ func (r *MirrorReconciler) namespaceToSources(_ context.Context, obj client.Obje
 			continue
 		}
 		if source, _, refused := r.parsed.get(cached); !refused && source.Targets.Matches(namespace) {
+			r.scopes.add(source.Key(), namespace.Name)
 			requests = append(requests, reconcile.Request{NamespacedName: source.Key()})
 		}
 	}

@@ -83,8 +83,8 @@ func TestPlanAttachments(t *testing.T) {
 			want:     []string{"attach/a/default"},
 		},
 		{
-			name:   "the source gone: whisperer's entries go, before the mirrors",
-			ns:     namespaces("source", "a"), mirrors: []*cached{mirrorIn("a")},
+			name: "the source gone: whisperer's entries go, before the mirrors",
+			ns:   namespaces("source", "a"), mirrors: []*cached{mirrorIn("a")},
 			accounts: []ServiceAccount{sa("a", "default", "sync", "sync"), sa("a", "theirs", "sync", "")},
 			want:     []string{"detach/a/default"},
 		},
@@ -120,8 +120,8 @@ func TestPlanAttachments(t *testing.T) {
 			want:     []string{"detach/a/default"}, invalid: "are not pull secrets",
 		},
 		{
-			name:   "ConfigMaps have no pull secrets",
-			kind:   KindConfigMap, source: source("a", withAccounts("default")), ns: namespaces("source", "a"),
+			name: "ConfigMaps have no pull secrets",
+			kind: KindConfigMap, source: source("a", withAccounts("default")), ns: namespaces("source", "a"),
 			accounts: []ServiceAccount{sa("a", "default", "", "")}, invalid: "only Secrets of type",
 		},
 		{
