@@ -13,6 +13,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -21,11 +23,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 
 	"github.com/whisperer-operator/whisperer/controllers"
+	"github.com/whisperer-operator/whisperer/internal/fencing"
 	"github.com/whisperer-operator/whisperer/internal/options"
 	"github.com/whisperer-operator/whisperer/internal/telemetry"
 )
 
-func newManager(o options.Options) (ctrl.Manager, error) {
+// leaderElectionID names whisperer's leader election Lease.
+const leaderElectionID = "whisperer.secret-syncer.jeffl.es"
+
+// newManager makes the manager, and, with leader election, the Lease whose freshness the
+// reconcilers check before they write (see internal/fencing).
+func newManager(o options.Options) (ctrl.Manager, *fencing.Lease, error) {
 	var tlsOpts []func(*tls.Config)
 	if !o.EnableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
@@ -37,10 +45,16 @@ func newManager(o options.Options) (ctrl.Manager, error) {
 	}
 	cfg, err := restConfig(o.Kubeconfig)
 	if err != nil {
-		return nil, fmt.Errorf("no cluster to connect to: %w", err)
+		return nil, nil, fmt.Errorf("no cluster to connect to: %w", err)
 	}
 	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
-	return ctrl.NewManager(cfg, ctrl.Options{
+	var lease *fencing.Lease
+	if o.LeaderElect {
+		if lease, err = fencing.New(cfg, o.LeaderElectionNamespace, leaderElectionID); err != nil {
+			return nil, nil, fmt.Errorf("leader election: %w", err)
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		// client-go's scheme, which client-go fills at start anyway: a scheme of our own would
 		// hold a second copy of every type's registration (1.6 MiB measured).
 		Scheme:                  clientgoscheme.Scheme,
@@ -49,12 +63,23 @@ func newManager(o options.Options) (ctrl.Manager, error) {
 		HealthProbeBindAddress:  o.ProbeAddr,
 		PprofBindAddress:        o.PprofAddr,
 		LeaderElection:          o.LeaderElect,
-		LeaderElectionID:        "whisperer.secret-syncer.jeffl.es",
+		LeaderElectionID:        leaderElectionID,
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		RenewDeadline:           ptr.To(fencing.RenewDeadline),
 		// The process exits right after the manager stops: releasing the Lease then lets a
 		// standby take over at once instead of after the lease duration.
-		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionReleaseOnCancel:       true,
+		LeaderElectionResourceLockInterface: leaseLock(lease),
 	})
+	return mgr, lease, err
+}
+
+// leaseLock is lease as the manager's lock: none without leader election.
+func leaseLock(lease *fencing.Lease) resourcelock.Interface {
+	if lease == nil {
+		return nil
+	}
+	return lease
 }
 
 // restConfig reads the kubeconfig file at path or, when path is empty, finds the configuration as
@@ -68,7 +93,7 @@ func restConfig(path string) (*rest.Config, error) {
 }
 
 func run(o options.Options) error {
-	mgr, err := newManager(o)
+	mgr, lease, err := newManager(o)
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
@@ -96,6 +121,9 @@ func run(o options.Options) error {
 			ResyncPeriod:            o.ResyncPeriod,
 			Policy:                  o.Policy,
 			AttachServiceAccounts:   o.AttachServiceAccounts,
+		}
+		if lease != nil {
+			reconciler.LeaderCurrent = lease.Current
 		}
 		if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 			return fmt.Errorf("setting up the controller of %s: %w", kind, err)

@@ -45,6 +45,9 @@ type MirrorReconciler struct {
 	// AttachServiceAccounts attaches mirrored pull secrets to the ServiceAccounts their source
 	// names (mirror.AnnotationServiceAccounts). Only for Secrets.
 	AttachServiceAccounts bool
+	// LeaderCurrent, when set, reports whether this replica renewed its leader election Lease
+	// recently enough that no other can lead: the reconciler writes nothing otherwise.
+	LeaderCurrent func() bool
 
 	sources         sourceStore
 	serviceAccounts *serviceAccountStore

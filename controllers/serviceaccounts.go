@@ -149,6 +149,9 @@ func (r *MirrorReconciler) attachment(ctx context.Context, w *writing, a mirror.
 // patchServiceAccount writes a: a JSON patch that tests the resourceVersion planned from, sets the
 // whole imagePullSecrets list (an atomic list), and whisperer's record of what it added.
 func (r *MirrorReconciler) patchServiceAccount(ctx context.Context, a mirror.Attachment) error {
+	if err := r.leading(); err != nil {
+		return err
+	}
 	now := a.Account
 	now.PullSecrets, now.Added = slices.Clone(now.PullSecrets), slices.Clone(now.Added)
 	if a.Kind == mirror.Attach {

@@ -253,6 +253,9 @@ func (r *MirrorReconciler) writeTraced(ctx context.Context, w *writing, action m
 // writeOne makes one write. It tells the expectations what the cache must show once the write is
 // made, before making it: the watch event may arrive before the response.
 func (r *MirrorReconciler) writeOne(ctx context.Context, w *writing, action mirror.Action) (res writeResult, err error) {
+	if err := r.leading(); err != nil {
+		return unchanged, err
+	}
 	key := w.state.Key
 	expected := expectation{gone: action.Kind == mirror.Delete}
 	if action.Existing != nil {
@@ -280,6 +283,17 @@ func (r *MirrorReconciler) writeOne(ctx context.Context, w *writing, action mirr
 		return r.delete(ctx, action.Existing)
 	}
 	return unchanged, fmt.Errorf("unknown action %q", action.Kind)
+}
+
+// errNotLeading stops the writes of a replica that may no longer lead.
+var errNotLeading = errors.New("not written: this replica has not renewed its leader election Lease within the renew deadline, so another one may lead")
+
+// leading returns errNotLeading when this replica may no longer lead (see LeaderCurrent).
+func (r *MirrorReconciler) leading() error {
+	if r.LeaderCurrent != nil && !r.LeaderCurrent() {
+		return errNotLeading
+	}
+	return nil
 }
 
 // buildMirror returns the mirror of source, named key, in namespace, as it is created.

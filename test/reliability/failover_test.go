@@ -175,14 +175,13 @@ func checkOneWriterAtATime(t *testing.T, e *env, old, next *operator, gone, acqu
 const renewDeadline = 10 * time.Second
 
 // The limit of leader election: a leader frozen past its Lease (SIGSTOP here; a long pause or a
-// partition in a cluster) has not stopped when the standby takes over, and once it runs again it
-// writes from its stale caches until it finds it lost the Lease, at its renew deadline. What
-// keeps the mirrors right meanwhile is that an update or delete is conditional on the
-// resourceVersion the writer read, and a create fails where the mirror exists. The test freezes
-// the leader a quarter through 2,000 mirrors, changes the source, resumes the old leader as soon
-// as the new one writes, and checks that the mirrors converge to the new data with no orphan
-// and no foreign write, and that the old leader exits within its renew deadline; it reports the
-// writes of the two that overlapped.
+// partition in a cluster) has not stopped when the standby takes over. Once it runs again, it has
+// not renewed its Lease within the renew deadline, so it writes nothing (internal/fencing) until
+// it finds it lost the Lease and exits. The test freezes the leader a quarter through 2,000
+// mirrors, changes the source, resumes the old leader as soon as the new one writes, and checks
+// that the mirrors converge to the new data with no orphan and no foreign write, that the old
+// leader exits within its renew deadline, and that it carried out no Secret write after the new
+// leader's first.
 func TestFrozenLeader(t *testing.T) {
 	e := newEnv(t)
 	targets := names("fz", 2000, 4)
@@ -233,4 +232,8 @@ func TestFrozenLeader(t *testing.T) {
 	t.Logf("frozen leader: b wrote %s after a froze; a, resumed then, exited %s later, after %d write requests (by answer %v; Secret writes carried out: %s); b: %s; converged %s after the resume",
 		takeover.Sub(frozen).Round(10*time.Millisecond), exited, len(late), codes, countSecretWrites(late), e.secretWrites(b.user, time.Time{}, time.Time{}), took)
 	e.checkForeignSecrets(source, foreign)
+	// The resumed leader has not renewed its Lease within the renew deadline: it writes nothing.
+	if got := countSecretWrites(late); got != (writeCounts{}) {
+		t.Errorf("the frozen leader, resumed after another took over, carried out Secret writes: %s; want none", got)
+	}
 }
