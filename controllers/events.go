@@ -34,6 +34,11 @@ const (
 	// ReasonServiceAccountContested says that another writer keeps removing the mirror from a
 	// ServiceAccount's imagePullSecrets, and that whisperer leaves it alone for a while.
 	ReasonServiceAccountContested = "ServiceAccountContested"
+	// ReasonDeniedMetadata lists the keys a copy annotation asks for that the deny-list keeps off
+	// the mirrors.
+	ReasonDeniedMetadata = "DeniedMetadata"
+	// ReasonInvalidMetadata lists the entries of the copy annotations that can match no key.
+	ReasonInvalidMetadata = "InvalidMetadata"
 )
 
 const (
@@ -236,4 +241,18 @@ func describeContested(accounts []string, name string) string {
 	}
 	return listNote("another writer keeps removing "+name+" from the imagePullSecrets of ", slices.Sorted(slices.Values(accounts)),
 		": whisperer put it back, and now leaves it alone for a while")
+}
+
+func describeDenied(denied []string) string {
+	if len(denied) == 0 {
+		return ""
+	}
+	return listNote("not copied to the mirrors, on the deny-list: ", denied, "")
+}
+
+func describeInvalidMetadata(invalid []string) string {
+	if len(invalid) == 0 {
+		return ""
+	}
+	return listNote("ignored entries that can match no key: ", invalid, "")
 }

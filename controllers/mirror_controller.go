@@ -244,6 +244,8 @@ func (r *MirrorReconciler) record(ctx context.Context, state mirror.State, plan 
 	r.events.warn(ctx, source, ReasonConflict, describeConflicts(state.Kind, r.conflicts.in(state.Key), state.Key.Name))
 	r.events.warn(ctx, source, ReasonInvalidServiceAccounts, plan.InvalidServiceAccounts)
 	r.events.warn(ctx, source, ReasonServiceAccountContested, describeContested(o.contested, state.Key.Name))
+	r.events.warn(ctx, source, ReasonDeniedMetadata, describeDenied(plan.Copied.Denied))
+	r.events.warn(ctx, source, ReasonInvalidMetadata, describeInvalidMetadata(plan.Copied.Invalid))
 }
 
 // endSpan records err, if any, on span and ends it.

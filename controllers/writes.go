@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -129,6 +128,8 @@ type writing struct {
 	state mirror.State
 	// source is the source as read live, with its data, when a write needs it.
 	source client.Object
+	// copied is what the mirrors copy of the source's labels and annotations.
+	copied mirror.Copied
 }
 
 // write carries out a plan: the detaches from ServiceAccounts first, since a ServiceAccount must
@@ -138,7 +139,7 @@ type writing struct {
 // stop the others: every mirror that can converge does.
 func (r *MirrorReconciler) write(ctx context.Context, seen observation, plan mirror.Result) *outcome {
 	o := &outcome{detachFailed: sets.New[string]()}
-	w := &writing{state: seen.state, source: seen.live}
+	w := &writing{state: seen.state, source: seen.live, copied: plan.Copied}
 	actions := plan.Actions
 	if w.source == nil && needsContent(actions) {
 		var err error
@@ -269,16 +270,16 @@ func (r *MirrorReconciler) writeOne(ctx context.Context, w *writing, action mirr
 	}()
 	switch action.Kind {
 	case mirror.Create:
-		desired := r.buildMirror(key, w.source, action.Namespace)
+		desired := r.buildMirror(w, action.Namespace)
 		if r.conflicts.blocked(key, action.Namespace) {
 			// Still blocked, most likely: read first rather than make a write that fails.
 			return r.repairOrReport(ctx, w, desired)
 		}
 		return r.create(ctx, w, desired)
 	case mirror.Update:
-		return r.update(ctx, w, r.updatedMirror(key, w.source, action.Existing))
+		return r.update(ctx, w, r.updatedMirror(w, action.Existing))
 	case mirror.Recreate:
-		return r.recreate(ctx, w, action.Existing, r.buildMirror(key, w.source, action.Namespace))
+		return r.recreate(ctx, w, action.Existing, r.buildMirror(w, action.Namespace))
 	case mirror.Delete:
 		return r.delete(ctx, action.Existing)
 	}
@@ -296,28 +297,29 @@ func (r *MirrorReconciler) leading() error {
 	return nil
 }
 
-// buildMirror returns the mirror of source, named key, in namespace, as it is created.
-func (r *MirrorReconciler) buildMirror(key types.NamespacedName, source client.Object, namespace string) client.Object {
+// buildMirror returns the mirror of w's source in namespace, as it is created.
+func (r *MirrorReconciler) buildMirror(w *writing, namespace string) client.Object {
 	m := r.Kind.newObject()
-	m.SetName(key.Name)
+	m.SetName(w.state.Key.Name)
 	m.SetNamespace(namespace)
-	labels, annotations := mirror.MirrorMetadata(key, nil, nil)
+	labels, annotations := mirror.MirrorMetadata(w.state.Key, w.copied, nil, nil)
 	m.SetLabels(labels)
 	m.SetAnnotations(annotations)
-	r.Kind.copyContent(m, source)
+	r.Kind.copyContent(m, w.source)
 	return m
 }
 
-// updatedMirror returns existing, a mirror of source named key, updated to be faithful: the
-// source's content and the mirror labels, and the labels and annotations others added. existing
-// may be shared with the cache: it is copied, not modified.
-func (r *MirrorReconciler) updatedMirror(key types.NamespacedName, source client.Object, existing metav1.Object) client.Object {
+// updatedMirror returns existing, a mirror of w's source, updated to be faithful: the source's
+// content, the mirror labels and what it copies of the source's labels and annotations, and the
+// labels and annotations others added. existing may be shared with the cache: it is copied, not
+// modified.
+func (r *MirrorReconciler) updatedMirror(w *writing, existing metav1.Object) client.Object {
 	m := r.Kind.newObject()
 	objectMeta(existing).DeepCopyInto(objectMeta(m))
-	labels, annotations := mirror.MirrorMetadata(key, m.GetLabels(), m.GetAnnotations())
+	labels, annotations := mirror.MirrorMetadata(w.state.Key, w.copied, m.GetLabels(), m.GetAnnotations())
 	m.SetLabels(labels)
 	m.SetAnnotations(annotations)
-	r.Kind.copyContent(m, source)
+	r.Kind.copyContent(m, w.source)
 	return m
 }
 
@@ -347,9 +349,9 @@ func (r *MirrorReconciler) repairOrReport(ctx context.Context, w *writing, desir
 	}
 	content := contentOf(r.Kind, live)
 	r.contents.set(live, content)
-	switch mirror.Diff(w.state.Source, live, content) {
+	switch mirror.Diff(w.state.Source, w.copied, live, content) {
 	case mirror.Update:
-		return r.update(ctx, w, r.updatedMirror(w.state.Key, w.source, live))
+		return r.update(ctx, w, r.updatedMirror(w, live))
 	case mirror.Recreate:
 		return r.recreate(ctx, w, live, desired)
 	}

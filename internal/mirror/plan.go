@@ -75,6 +75,8 @@ type Result struct {
 	// InvalidServiceAccounts says why the service-accounts annotation is ignored, or what of it
 	// is, or is "".
 	InvalidServiceAccounts string
+	// Copied is what the mirrors copy of the source's labels and annotations.
+	Copied Copied
 }
 
 // Plan returns the writes that take the mirrors of s.Key to exactly what the source asks for and
@@ -87,6 +89,7 @@ func Plan(s State) Result {
 	if s.Source != nil {
 		r.Invalid = s.Source.Targets.Invalid
 		r.Refusal = s.Policy.Refusal(s.Kind, s.Source)
+		r.Copied = s.Policy.copied(s.Source)
 	}
 	attachTo, ignored := s.attachmentsAsked()
 	r.InvalidServiceAccounts = ignored
@@ -119,7 +122,7 @@ func Plan(s State) Result {
 			content, known := s.ContentOf(existing)
 			if !known {
 				r.Unknown++
-			} else if kind := diff(owner, s.Source, existing, content); kind != "" {
+			} else if kind := diff(owner, s.Source, r.Copied, existing, content); kind != "" {
 				r.Actions = append(r.Actions, Action{Kind: kind, Namespace: namespace, Existing: existing})
 			}
 		}
@@ -135,16 +138,17 @@ func Plan(s State) Result {
 }
 
 // Diff returns the write that makes existing, a mirror of source whose content is content,
-// faithful to it: Update, Recreate, or "" when it is.
-func Diff(source *Source, existing metav1.Object, content Content) ActionKind {
-	return diff(newOwner(source.Key()), source, existing, content)
+// faithful to it, copied being what it copies of the source's metadata (Result.Copied): Update,
+// Recreate, or "" when it is.
+func Diff(source *Source, copied Copied, existing metav1.Object, content Content) ActionKind {
+	return diff(newOwner(source.Key()), source, copied, existing, content)
 }
 
-func diff(owner owner, source *Source, existing metav1.Object, content Content) ActionKind {
+func diff(owner owner, source *Source, copied Copied, existing metav1.Object, content Content) ActionKind {
 	if kind := source.Content.diff(content); kind != "" {
 		return kind
 	}
-	if !owner.marks(existing) {
+	if !owner.marks(existing, copied) {
 		return Update
 	}
 	return ""

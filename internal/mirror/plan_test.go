@@ -233,8 +233,9 @@ func TestContentDiff(t *testing.T) {
 
 func TestMirrorMetadata(t *testing.T) {
 	existingLabels := map[string]string{LabelMirror: "false", LabelSync: "true", "team": "a"}
-	existingAnnotations := map[string]string{AnnotationNamespaces: "elsewhere", AnnotationNamespaceSelector: "x=y", "keep": "me"}
-	labels, annotations := MirrorMetadata(sourceKey, existingLabels, existingAnnotations)
+	existingAnnotations := map[string]string{AnnotationNamespaces: "elsewhere", AnnotationNamespaceSelector: "x=y", "keep": "me",
+		AnnotationCopyLabels: "*", AnnotationCopyAnnotations: "*"}
+	labels, annotations := MirrorMetadata(sourceKey, Copied{}, existingLabels, existingAnnotations)
 	want := map[string]string{LabelMirror: "true", LabelSourceName: "sync", LabelSourceNamespace: "source", "team": "a"}
 	if !mapsEqual(labels, want) {
 		t.Errorf("labels %v, want %v: the mirror labels set, the sync label removed, others kept", labels, want)
@@ -245,8 +246,8 @@ func TestMirrorMetadata(t *testing.T) {
 	if existingLabels[LabelMirror] != "false" || existingAnnotations[AnnotationNamespaces] != "elsewhere" {
 		t.Error("MirrorMetadata modified its arguments, which may be shared with a cache")
 	}
-	if labels, _ := MirrorMetadata(sourceKey, nil, nil); !mapsEqual(labels, MirrorLabels(sourceKey)) {
-		t.Errorf("labels of a new mirror %v, want exactly the mirror labels", labels)
+	if labels, annotations := MirrorMetadata(sourceKey, Copied{}, nil, nil); !mapsEqual(labels, MirrorLabels(sourceKey)) || annotations != nil {
+		t.Errorf("metadata of a new mirror %v, %v; want exactly the mirror labels, and no annotation", labels, annotations)
 	}
 }
 

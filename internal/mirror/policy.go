@@ -20,6 +20,9 @@ type Policy struct {
 	MaxSourceSize int
 	// MaxTargetsPerSource, when positive, is the most namespaces one source may be mirrored into.
 	MaxTargetsPerSource int
+	// DeniedMetadata are label and annotation keys and globs never copied to a mirror, besides
+	// the built-in deny-list.
+	DeniedMetadata Keys
 }
 
 // Refusal returns why source, of kind, must not be mirrored at all, or "" when it may be. It
