@@ -5,6 +5,7 @@
 package options
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -138,6 +139,8 @@ func (o *Options) registerPolicy(fs *flag.FlagSet) {
 		"a larger one is refused with a Warning Event. 0 (the default) allows up to the API server's limit.")
 	fs.IntVar(&p.MaxTargetsPerSource, "max-targets-per-source", 0, "Most namespaces one source may be mirrored "+
 		"into; a source that asks for more is refused with a Warning Event. 0 (the default) sets no limit.")
+	fs.Var(keysValue{&p.DeniedMetadata}, "deny-metadata", "Comma-separated label and annotation keys and globs "+
+		"(example.com/owner, example.com/*) never copied to a mirror, besides the built-in deny-list.")
 }
 
 // applyEnv sets, from the environment, every flag that fs.Parse did not see.
@@ -185,6 +188,25 @@ func (v patternsValue) Set(s string) error {
 		*v.patterns = parsed
 	}
 	return err
+}
+
+// keysValue is a flag of comma-separated label and annotation keys and globs.
+type keysValue struct{ keys *mirror.Keys }
+
+func (v keysValue) String() string {
+	if v.keys == nil {
+		return ""
+	}
+	return v.keys.String()
+}
+
+func (v keysValue) Set(s string) error {
+	parsed := mirror.ParseKeys(s)
+	if len(parsed.Invalid) > 0 {
+		return errors.New(strings.Join(parsed.Invalid, "; "))
+	}
+	*v.keys = parsed
+	return nil
 }
 
 // resourcesValue is a flag of comma-separated resources: secrets, configmaps, serviceaccounts.

@@ -41,6 +41,7 @@ var exampleValues = map[string]string{
 	"max-source-size":           "65536",
 	"resources":                 "secrets",
 	"max-targets-per-source":    "2000",
+	"deny-metadata":             "example.com/owner,team.example.com/*",
 	"kubeconfig":                "/tmp/kubeconfig",
 	"zap-devel":                 "true",
 	"zap-encoder":               "console",
@@ -157,6 +158,7 @@ func TestMalformedEnvironmentStopsTheStart(t *testing.T) {
 		"WHISPERER_LOG_LEVEL":            "loud",
 		"WHISPERER_LOG_FORMAT":           "xml",
 		"WHISPERER_RESOURCES":            "secrets,pods",
+		"WHISPERER_DENY_METADATA":        "example.com/*,not a key",
 	} {
 		_, err := Parse(nil, envOf(map[string]string{env: value}), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), env) {
