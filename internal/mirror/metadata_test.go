@@ -3,6 +3,8 @@ package mirror
 import (
 	"fmt"
 	"maps"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -122,6 +124,20 @@ func TestDenyList(t *testing.T) {
 		if !extra.deniesKey(key) || (Policy{}).deniesKey(key) {
 			t.Errorf("%q: denied %v with --deny-metadata=%s and %v without, want true and false",
 				key, extra.deniesKey(key), extra.DeniedMetadata, (Policy{}).deniesKey(key))
+		}
+	}
+}
+
+// The README gives every entry of the deny-list, and why it is there.
+func TestReadmeListsTheDenyList(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range deniedKeys {
+		row := regexp.MustCompile("(?m)^\\| `" + regexp.QuoteMeta(d.pattern) + "` \\| [^|]*[a-z][^|]* \\|$")
+		if !row.MatchString(string(readme)) {
+			t.Errorf("README.md has no row of %s and why it is denied", d.pattern)
 		}
 	}
 }
