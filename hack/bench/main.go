@@ -55,6 +55,8 @@ func main() {
 		unrelated  = flag.Int("unrelated-secrets", 10000, "Unrelated 4 KiB Secrets for the memory isolation run at the largest size; 0 skips that run.")
 		jsonPath   = flag.String("json", ".local/bench/results.json", "Where to write the results as JSON.")
 		extraFlags = flag.String("operator-flags", "", "Flags for whisperer besides its defaults, space-separated.")
+		tracking   = flag.Bool("compare-tracking", false, "Instead of the benchmark, compare two ways of tracking the labels "+
+			"copied to mirrors (a record annotation, server-side apply) at the first of --sizes, in --rounds rounds.")
 	)
 	flag.StringVar(&s.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "Folder holding etcd, kube-apiserver and kube-controller-manager.")
 	flag.StringVar(&s.binary, "operator", "bin/whisperer", "The whisperer binary.")
@@ -80,6 +82,13 @@ func main() {
 		os.Exit(2)
 	}
 	s.operatorArgs = strings.Fields(*extraFlags)
+	if *tracking {
+		if err := compareTrackingAt(s, *sizes); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	if err := benchmark(s, *sizes, *unrelated, *jsonPath); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
