@@ -83,7 +83,7 @@ func serveCatalog(t *testing.T, dir string, port int) *clustertest.Process {
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // subscribe points a CatalogSource at the catalog's gRPC address and subscribes to the stable
-// channel of whisperer, with automatic approval and a setting in spec.config.env: README's
+// channel of whisperer, with automatic approval and a setting in spec.config.env: docs/olm.md's
 // install.
 func subscribe(t *testing.T, ctx context.Context, c client.Client, port int) {
 	t.Helper()
@@ -333,10 +333,10 @@ func missingRules(got, want []rbacv1.PolicyRule) []rbacv1.PolicyRule {
 	return missing
 }
 
-// uninstall removes whisperer as README says: the Subscription, then the CSV. OLM and the
+// uninstall removes whisperer as docs/olm.md says: the Subscription, then the CSV. OLM and the
 // garbage collector remove the Deployment and the RBAC. OLM v0.41 leaves one object behind
 // after an upgrade: the bundle's metrics reader ClusterRole, a cluster-scoped manifest whose
-// owner labels the upgrade rewrote without the owner's kind; README's last step deletes it.
+// owner labels the upgrade rewrote without the owner's kind; docs/olm.md's last step deletes it.
 func uninstall(t *testing.T, ctx context.Context, c client.Client, csvName string, earlier ...string) {
 	t.Helper()
 	sub := &operatorsv1alpha1.Subscription{}

@@ -29,7 +29,7 @@ import (
 	"github.com/whisperer-operator/whisperer/hack/clustertest"
 )
 
-// What the test installs, and where, as README's "Install from OperatorHub" does.
+// What the test installs, and where, as docs/olm.md's Installing does.
 const (
 	catalogNamespace  = "olm"
 	operatorNamespace = "operators"
