@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
@@ -82,23 +83,24 @@ func countWrite(kind mirror.Kind, op mirror.ActionKind, res writeResult, err err
 	}
 }
 
-// sourceStats counts the namespaces one source asks for, by state, after its last reconcile, and
-// the ServiceAccounts whose entry it leaves alone because another writer keeps removing it.
+// sourceStats counts the namespaces one source asks for, by state, after its last full reconcile.
 type sourceStats struct {
 	refusedSource                     bool
 	inSync, conflict, refused, failed int
-	contested                         int
 }
 
-// stats holds the sourceStats of the sources of one reconciler, of one kind.
+// stats holds the sourceStats of the sources of one reconciler, of one kind, and its fights over
+// ServiceAccounts: these are counted from the fights themselves, since the reconciles that start
+// and end them see one namespace only.
 type stats struct {
 	kind     mirror.Kind
+	fights   *fights
 	mu       sync.Mutex
 	bySource map[types.NamespacedName]sourceStats
 }
 
-func newStats(kind mirror.Kind) *stats {
-	return &stats{kind: kind, bySource: map[types.NamespacedName]sourceStats{}}
+func newStats(kind mirror.Kind, f *fights) *stats {
+	return &stats{kind: kind, fights: f, bySource: map[types.NamespacedName]sourceStats{}}
 }
 
 func (s *stats) set(source types.NamespacedName, st sourceStats) {
@@ -148,8 +150,11 @@ func (stateCollector) Collect(ch chan<- prometheus.Metric) {
 		sourceStats
 	}
 	byKind := map[mirror.Kind]*totals{}
+	contested := 0
+	now := time.Now()
 	running.Lock()
 	for s := range running.stats {
+		contested += s.fights.contested(now)
 		t := byKind[s.kind]
 		if t == nil {
 			t = &totals{}
@@ -166,15 +171,10 @@ func (stateCollector) Collect(ch chan<- prometheus.Metric) {
 			t.conflict += st.conflict
 			t.refused += st.refused
 			t.failed += st.failed
-			t.contested += st.contested
 		}
 		s.mu.Unlock()
 	}
 	running.Unlock()
-	contested := 0
-	for _, t := range byKind {
-		contested += t.contested
-	}
 	ch <- prometheus.MustNewConstMetric(contestedDesc, prometheus.GaugeValue, float64(contested))
 	for kind, t := range byKind {
 		for state, n := range map[string]int{"active": t.active, "refused": t.refusedSources} {

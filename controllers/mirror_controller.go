@@ -220,7 +220,6 @@ func statsOf(plan mirror.Result, o *outcome) sourceStats {
 		conflict:      len(o.conflicts),
 		refused:       plan.NotAllowed,
 		failed:        o.failed,
-		contested:     len(o.contested),
 	}
 }
 

@@ -211,6 +211,24 @@ func counterValue(t *testing.T, family, controller string) float64 {
 	return sum
 }
 
+// gaugeValue sums the gauge family's series.
+func gaugeValue(t *testing.T, family string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() == family {
+			for _, m := range f.GetMetric() {
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
 // With --resources=secrets, whisperer makes no request about ConfigMaps at all, so it needs no
 // right on them.
 func TestSecretsAloneMakeNoConfigMapRequest(t *testing.T) {

@@ -283,6 +283,20 @@ func (f *fights) reattach(source, account types.NamespacedName) (time.Time, bool
 	return fi.until, true
 }
 
+// contested counts the ServiceAccounts left alone at now because another writer keeps removing
+// an entry.
+func (f *fights) contested(now time.Time) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, fi := range f.byKey {
+		if now.Before(fi.until) {
+			n++
+		}
+	}
+	return n
+}
+
 // forget drops the fights of a source that is gone.
 func (f *fights) forget(source types.NamespacedName) {
 	f.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -101,6 +102,7 @@ func TestPullSecretIsAttachedToTheNamedServiceAccounts(t *testing.T) {
 		createServiceAccount(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "app.v2", Namespace: target}})
 	}
 	startOperator(t)
+	attachedBefore := testutil.ToFloat64(attachments.WithLabelValues(string(mirror.Attach), "succeeded"))
 	source := pullSecretSource(ns[0], "registry", "*, !builder", ns[1], ns[2])
 	create(t, source)
 	waitForMirrorsOf(t, source, ns[1], ns[2])
@@ -123,6 +125,12 @@ func TestPullSecretIsAttachedToTheNamedServiceAccounts(t *testing.T) {
 	if took := time.Since(created); took > 2*time.Second {
 		t.Errorf("a new ServiceAccount got the pull secret after %s, want within a second", took)
 	}
+	eventually(t, "five attaches counted", func() error {
+		if got := testutil.ToFloat64(attachments.WithLabelValues(string(mirror.Attach), "succeeded")) - attachedBefore; got != 5 {
+			return fmt.Errorf("whisperer_service_account_operations_total{operation=attach,result=succeeded} grew by %v, want 5", got)
+		}
+		return nil
+	})
 }
 
 // whisperer writes its entry and its annotation, nothing else: the other entries (before and
@@ -259,6 +267,9 @@ func TestAnotherWriterRemovingTheEntryIsNotFought(t *testing.T) {
 		}
 	})
 	waitForEvent(t, source, ReasonServiceAccountContested, ns[1]+"/default")
+	if got := gaugeValue(t, "whisperer_service_accounts_contested"); got != 1 {
+		t.Errorf("whisperer_service_accounts_contested = %v at the Warning, want 1", got)
+	}
 	patchesAtWarning := len(serviceAccountPatches(op, ns[1]))
 	time.Sleep(5 * time.Second)
 	stop()

@@ -86,7 +86,7 @@ func (r *MirrorReconciler) setupState(mgr ctrl.Manager) error {
 	r.fights = newFights()
 	r.expectations = newExpectations()
 	r.events = newEventRecorder(mgr.GetClient(), mgr.GetAPIReader(), r.Kind.kind(), instance)
-	r.stats = newStats(r.Kind.kind())
+	r.stats = newStats(r.Kind.kind(), r.fights)
 	exportCounters(r.Kind.kind())
 	r.tracer = newTracer()
 	return nil
