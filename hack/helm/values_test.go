@@ -108,6 +108,8 @@ var valueCases = []valueCase{
 	{"policy.excludeNamespaces", "policy: {excludeNamespaces: []}", hasArg("--exclude-namespaces=")},
 	{"policy.requireTargetLabel", "policy: {requireTargetLabel: secret-syncer.jeffl.es/allow-mirrors=true}",
 		hasArg("--require-target-label=secret-syncer.jeffl.es/allow-mirrors=true")},
+	{"policy.denyMetadata", "policy: {denyMetadata: [example.com/owner, billing.example.com/*]}",
+		hasArg("--deny-metadata=example.com/owner,billing.example.com/*")},
 	{"replicaCount", "replicaCount: 3", passed("replicaCount", func(t *testing.T, o objects) int32 { return *deployment(t, o).Spec.Replicas })},
 	{"image.repository", "image: {repository: registry.example.com/whisperer}",
 		equal("registry.example.com/whisperer:v0.1.0", func(t *testing.T, o objects) string { return manager(t, o).Image })},
