@@ -2,88 +2,78 @@ package helm
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"helm.sh/helm/v4/pkg/chart/common"
+	release "helm.sh/helm/v4/pkg/release/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
 
-// futureRole is config/rbac/role.yaml as controller-gen writes it once whisperer mirrors
-// ConfigMaps and attaches pull secrets to ServiceAccounts: it merges the rules of resources that
-// have the same verbs, so configmaps shares the rule of secrets.
-const futureRole = `---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: manager-role
-rules:
-- apiGroups: [""]
-  resources: [configmaps, secrets]
-  verbs: [create, delete, get, list, update, watch]
-- apiGroups: [""]
-  resources: [namespaces]
-  verbs: [get, list, watch]
-- apiGroups: [""]
-  resources: [serviceaccounts]
-  verbs: [get, list, update, watch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
-`
-
-// TestAFeatureSwitchedOffLosesItsRules checks how the ClusterRole drops the resources of the
-// features that are off (whisperer.resourcesOff), on the role above with configmaps and
-// serviceaccounts off: a rule keeps its other resources, a rule left with none goes, the others
-// stay as they are. With nothing off, the role is rendered as it is.
-func TestAFeatureSwitchedOffLosesItsRules(t *testing.T) {
-	c := loadChart(t)
-	replace(t, c.Files, "files/rbac/role.yaml", "", futureRole)
-	o, _ := renderChart(t, c, "")
-	var all rbacv1.ClusterRole
-	if err := yaml.Unmarshal([]byte(futureRole), &all); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(all.Rules, rules(t, o, "ClusterRole", releaseName)); diff != "" {
-		t.Errorf("with every feature on, the ClusterRole differs from role.yaml (-role.yaml +chart):\n%s", diff)
-	}
-
-	replace(t, c.Templates, "templates/_helpers.tpl", "{{- $off := list -}}", `{{- $off := list "configmaps" "serviceaccounts" -}}`)
-	want := []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create", "delete", "get", "list", "update", "watch"}},
-		all.Rules[1],
-		all.Rules[3],
-	}
-	o, _ = renderChart(t, c, "")
-	if diff := cmp.Diff(want, rules(t, o, "ClusterRole", releaseName)); diff != "" {
-		t.Errorf("with configmaps and serviceaccounts off (-want +chart):\n%s", diff)
+// narrows checks what the chart renders with features off: the manager passes
+// --resources=resources, and the ClusterRole grants the rules of the generated role
+// (files/rbac/role.yaml) without the resources off, which the role must have: a rule keeps its
+// other resources, a rule left with none goes, the others stay as they are.
+func narrows(resources string, off ...string) func(t *testing.T, o objects, rel *release.Release) {
+	return func(t *testing.T, o objects, rel *release.Release) {
+		t.Helper()
+		hasArg("--resources="+resources)(t, o, rel)
+		var want []rbacv1.PolicyRule
+		granted := map[string]bool{}
+		for _, r := range generatedRules(t) {
+			for _, res := range r.Resources {
+				granted[res] = true
+			}
+			r.Resources = slices.DeleteFunc(r.Resources, func(res string) bool { return slices.Contains(off, res) })
+			if len(r.Resources) > 0 {
+				want = append(want, r)
+			}
+		}
+		for _, res := range off {
+			if !granted[res] {
+				t.Errorf("files/rbac/role.yaml grants nothing on %s: the feature's resource has another name", res)
+			}
+		}
+		if diff := cmp.Diff(want, rules(t, o, "ClusterRole", releaseName)); diff != "" {
+			t.Errorf("the ClusterRole (-want +chart):\n%s", diff)
+		}
 	}
 }
 
-// replace replaces old with new in the chart file name; an empty old replaces the whole file.
-func replace(t *testing.T, files []*common.File, name, old, new string) {
+// generatedRules are the rules of the role controller-gen generates, as the chart holds them.
+func generatedRules(t *testing.T) []rbacv1.PolicyRule {
 	t.Helper()
-	for _, f := range files {
-		if f.Name != name {
-			continue
-		}
-		if old == "" {
-			f.Data = []byte(new)
-			return
-		}
-		if !strings.Contains(string(f.Data), old) {
-			t.Fatalf("%s no longer holds %q", name, old)
-		}
-		f.Data = []byte(strings.Replace(string(f.Data), old, new, 1))
-		return
+	var role rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict([]byte(readString(t, chartDir+"/files/rbac/role.yaml")), &role); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("the chart has no file %s", name)
+	return role.Rules
+}
+
+// TestEveryFeatureOnIsTheDefault checks that the features' defaults are all on, and that turning
+// them all on explicitly renders what the defaults render: no --resources argument (config/manager
+// passes none, TestDefaultsInstallWhatConfigDefaultInstalls checks), every rule of the role.
+func TestEveryFeatureOnIsTheDefault(t *testing.T) {
+	_, defaults := render(t, "")
+	if want := map[string]any{"mirrorSecrets": true, "mirrorConfigMaps": true, "attachPullSecrets": true}; !cmp.Equal(defaults.Chart.Values["features"], want) {
+		t.Errorf("features defaults to %v, want %v", defaults.Chart.Values["features"], want)
+	}
+	o, on := render(t, "features: {mirrorSecrets: true, mirrorConfigMaps: true, attachPullSecrets: true}")
+	if on.Manifest != defaults.Manifest {
+		t.Errorf("every feature on renders another manifest than the defaults:\n%s", cmp.Diff(defaults.Manifest, on.Manifest))
+	}
+	if args := manager(t, o).Args; slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--resources") }) {
+		t.Errorf("args %v: every feature on passes --resources", args)
+	}
+	if diff := cmp.Diff(generatedRules(t), rules(t, o, "ClusterRole", releaseName)); diff != "" {
+		t.Errorf("with every feature on, the ClusterRole differs from role.yaml (-role.yaml +chart):\n%s", diff)
+	}
 }
 
 // TestNotesSayHowToCheck checks that NOTES.txt gives the walkthrough's first command, on a sample
-// that exists, and says when the policy makes the sample refused.
+// that exists, and says when the policy makes the sample refused or whisperer mirrors no Secret.
 func TestNotesSayHowToCheck(t *testing.T) {
 	readme := readString(t, repo+"/README.md")
 	first := regexp.MustCompile(`kubectl apply -f (config/samples/\S+)`).FindStringSubmatch(readme)
@@ -108,5 +98,9 @@ func TestNotesSayHowToCheck(t *testing.T) {
 		if !strings.Contains(rel.Info.Notes, want) {
 			t.Errorf("NOTES.txt with a policy does not say %q:\n%s", want, rel.Info.Notes)
 		}
+	}
+	_, rel = render(t, "features: {mirrorSecrets: false, attachPullSecrets: false}")
+	if want := "kubectl get configmaps -A -l secret-syncer.jeffl.es/mirror=true"; !strings.Contains(rel.Info.Notes, want) {
+		t.Errorf("NOTES.txt without Secrets does not say %q:\n%s", want, rel.Info.Notes)
 	}
 }

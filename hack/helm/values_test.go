@@ -110,6 +110,12 @@ var valueCases = []valueCase{
 		hasArg("--require-target-label=secret-syncer.jeffl.es/allow-mirrors=true")},
 	{"policy.denyMetadata", "policy: {denyMetadata: [example.com/owner, billing.example.com/*]}",
 		hasArg("--deny-metadata=example.com/owner,billing.example.com/*")},
+	// Each feature off, alone and with the others the operator allows off: narrows checks the
+	// argument and the ClusterRole; testdata/mistakes.yaml has the combinations it refuses.
+	{"features.mirrorConfigMaps", "features: {mirrorConfigMaps: false}", narrows("secrets,serviceaccounts", "configmaps")},
+	{"features.attachPullSecrets", "features: {attachPullSecrets: false}", narrows("secrets,configmaps", "serviceaccounts")},
+	{"features.attachPullSecrets", "features: {mirrorConfigMaps: false, attachPullSecrets: false}", narrows("secrets", "configmaps", "serviceaccounts")},
+	{"features.mirrorSecrets", "features: {mirrorSecrets: false, attachPullSecrets: false}", narrows("configmaps", "secrets", "serviceaccounts")},
 	{"replicaCount", "replicaCount: 3", passed("replicaCount", func(t *testing.T, o objects) int32 { return *deployment(t, o).Spec.Replicas })},
 	{"image.repository", "image: {repository: registry.example.com/whisperer}",
 		equal("registry.example.com/whisperer:v0.1.0", func(t *testing.T, o objects) string { return manager(t, o).Image })},

@@ -49,15 +49,40 @@ make chart keeps in files/rbac/ (argument: list of the root context and the file
 {{- end -}}
 
 {{/*
+whisperer.resources maps the features values to the resources of the operator's --resources flag,
+which are also the resources of the generated ClusterRole (files/rbac/role.yaml) that each feature
+alone uses, and renders them as YAML: on, in the flag's order, and off. It fails on the values the
+operator would refuse at start, so that helm install says why instead of leaving pods that crash.
+*/}}
+{{- define "whisperer.resources" -}}
+{{- $f := .Values.features -}}
+{{- if not (or $f.mirrorSecrets $f.mirrorConfigMaps) -}}
+{{- fail "features.mirrorSecrets and features.mirrorConfigMaps are both false: whisperer would have nothing to mirror; set one of them to true" -}}
+{{- end -}}
+{{- if and $f.attachPullSecrets (not $f.mirrorSecrets) -}}
+{{- fail "features.attachPullSecrets needs features.mirrorSecrets: it attaches mirrored Secrets to ServiceAccounts; set attachPullSecrets to false too" -}}
+{{- end -}}
+{{- $on := list -}}
+{{- $off := list -}}
+{{- range list (list "secrets" $f.mirrorSecrets) (list "configmaps" $f.mirrorConfigMaps) (list "serviceaccounts" $f.attachPullSecrets) -}}
+{{- if index . 1 -}}
+{{- $on = append $on (index . 0) -}}
+{{- else -}}
+{{- $off = append $off (index . 0) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml (dict "on" $on "off" $off) -}}
+{{- end -}}
+
+{{/*
 whisperer.resourcesOff lists, as YAML, the resources of the generated ClusterRole
-(files/rbac/role.yaml) that no enabled feature uses. The chart grants every resource of that role
-except these, so with every feature on it grants exactly config/rbac/role.yaml. An optional
-feature whose RBAC markers add resources lists them here when it is off, for example:
-  {{- if not .Values.someFeature.enabled }}{{ $off = append $off "serviceaccounts" }}{{ end }}
+(files/rbac/role.yaml) that no enabled feature uses: those whisperer.resources has off. The chart
+grants every resource of that role except these, so with every feature on it grants exactly
+config/rbac/role.yaml. A new feature that can be switched off adds its resource to
+whisperer.resources.
 */}}
 {{- define "whisperer.resourcesOff" -}}
-{{- $off := list -}}
-{{- toYaml $off -}}
+{{- (include "whisperer.resources" . | fromYaml).off | toYaml -}}
 {{- end -}}
 
 {{/*
