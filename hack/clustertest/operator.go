@@ -18,6 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// operatorName names the process of every StartOperator, so its log: <WorkDir>/whisperer.log.
+const operatorName = "whisperer"
+
 // Operator says how to run bin/whisperer as an install would run it in a pod.
 type Operator struct {
 	// Namespace and ServiceAccount are the pod's: whisperer runs with a token of that
@@ -39,7 +42,7 @@ func (e Env) StartOperator(t *testing.T, ctx context.Context, c client.Client, o
 	t.Helper()
 	kubeconfig := e.TokenKubeconfig(t, o.Namespace, o.ServiceAccount)
 	started := time.Now().Add(-time.Second)
-	p := e.start(t, "whisperer", o.Env, append([]string{e.Bin("whisperer"), "--kubeconfig=" + kubeconfig}, o.Args...)...)
+	p := e.start(t, operatorName, o.Env, append([]string{e.Bin("whisperer"), "--kubeconfig=" + kubeconfig}, o.Args...)...)
 	WaitFor(t, ctx, "whisperer is ready", func(ctx context.Context) (bool, string, error) {
 		if !p.Running() {
 			return false, "", fmt.Errorf("whisperer exited; see %s", p.Log)

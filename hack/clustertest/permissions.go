@@ -2,6 +2,8 @@ package clustertest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -38,7 +40,7 @@ func CheckPermissions(t *testing.T, ctx context.Context, c client.Client, namesp
 		{Verb: "create", Group: "authentication.k8s.io", Resource: "tokenreviews"},
 		{Verb: "create", Group: "authorization.k8s.io", Resource: "subjectaccessreviews"},
 	} {
-		if !allowed(t, ctx, c, namespace, serviceAccount, a) {
+		if !Allowed(t, ctx, c, namespace, serviceAccount, a) {
 			t.Errorf("ServiceAccount %s/%s may not %s %s/%s %s in %q", namespace, serviceAccount, a.Verb, a.Group, a.Resource, a.Name, a.Namespace)
 		}
 	}
@@ -52,7 +54,7 @@ func CheckPermissions(t *testing.T, ctx context.Context, c client.Client, namesp
 		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: corev1.NamespaceNodeLease, Name: NodeName},
 		{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: namespace, Name: leaseName},
 	} {
-		if allowed(t, ctx, c, namespace, serviceAccount, a) {
+		if Allowed(t, ctx, c, namespace, serviceAccount, a) {
 			t.Errorf("ServiceAccount %s/%s may %s %s/%s %s in %q", namespace, serviceAccount, a.Verb, a.Group, a.Resource, a.Name, a.Namespace)
 		}
 	}
@@ -88,7 +90,9 @@ func (e Env) CheckLeaseRequests(t *testing.T, ctx context.Context, c client.Clie
 	}
 }
 
-func allowed(t *testing.T, ctx context.Context, c client.Client, namespace, serviceAccount string, a authorizationv1.ResourceAttributes) bool {
+// Allowed asks the API server's authorizer whether the ServiceAccount namespace/serviceAccount may
+// do a: a SubjectAccessReview, as kubectl auth can-i --as does.
+func Allowed(t *testing.T, ctx context.Context, c client.Client, namespace, serviceAccount string, a authorizationv1.ResourceAttributes) bool {
 	t.Helper()
 	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 		User:               "system:serviceaccount:" + namespace + ":" + serviceAccount,
@@ -99,4 +103,22 @@ func allowed(t *testing.T, ctx context.Context, c client.Client, namespace, serv
 		t.Fatal(err)
 	}
 	return review.Status.Allowed
+}
+
+// forbidden starts the API server's refusal of a request that RBAC does not allow ("secrets is
+// forbidden: User \"system:serviceaccount:...\" cannot list resource..."), as whisperer logs it.
+const forbidden = "is forbidden: User "
+
+// CheckNothingForbidden checks that whisperer, in every run of StartOperator in this test (they
+// share a log), had no request refused by RBAC: a right its install did not grant.
+func (e Env) CheckNothingForbidden(t *testing.T) {
+	t.Helper()
+	logPath := filepath.Join(e.WorkDir, operatorName+".log")
+	log, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refused := linesWith(string(log), 5, forbidden); refused != "" {
+		t.Errorf("whisperer made requests its ServiceAccount may not make (%s); the last ones:\n%s", logPath, refused)
+	}
 }

@@ -28,6 +28,7 @@ import (
 	release "helm.sh/helm/v4/pkg/release/v1"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -72,11 +73,13 @@ func TestMain(m *testing.M) {
 // policySources is where the upgrade allows sources, and only there.
 const policySources = "helm-sources"
 
-// upgradeValues change a policy value and the replicas; the install uses the chart's defaults.
+// upgradeValues change a policy value, the replicas, and switch ConfigMaps off, which takes them
+// out of the ClusterRole; the install uses the chart's defaults.
 func upgradeValues() map[string]any {
 	return map[string]any{
 		"replicaCount": 3,
 		"policy":       map[string]any{"sourceNamespaces": []any{policySources}},
+		"features":     map[string]any{"mirrorConfigMaps": false},
 	}
 }
 
@@ -133,10 +136,22 @@ func TestInstallRunUpgradeUninstall(t *testing.T) {
 		if *dep.Spec.Replicas != 3 {
 			t.Errorf("the Deployment has %d replicas after the upgrade, want 3", *dep.Spec.Replicas)
 		}
-		if arg := "--source-namespaces=" + policySources; !slices.Contains(dep.Spec.Template.Spec.Containers[0].Args, arg) {
-			t.Errorf("the Deployment's args %v lack %s after the upgrade", dep.Spec.Template.Spec.Containers[0].Args, arg)
+		for _, arg := range []string{"--source-namespaces=" + policySources, "--resources=secrets,serviceaccounts"} {
+			if !slices.Contains(dep.Spec.Template.Spec.Containers[0].Args, arg) {
+				t.Errorf("the Deployment's args %v lack %s after the upgrade", dep.Spec.Template.Spec.Containers[0].Args, arg)
+			}
 		}
-		// The operator, run as the upgraded Deployment, applies the new policy.
+		sa := dep.Spec.Template.Spec.ServiceAccountName
+		if clustertest.Allowed(t, ctx, c, namespace, sa, authorizationv1.ResourceAttributes{Verb: "list", Resource: "configmaps"}) {
+			t.Errorf("ServiceAccount %s may still list ConfigMaps with features.mirrorConfigMaps false", sa)
+		}
+		if !clustertest.Allowed(t, ctx, c, namespace, sa, authorizationv1.ResourceAttributes{Verb: "create", Resource: "secrets", Namespace: "any-namespace"}) {
+			t.Errorf("ServiceAccount %s may no longer create Secrets with features.mirrorConfigMaps false", sa)
+		}
+		// The operator, run as the upgraded Deployment, applies the new policy with the narrower
+		// ClusterRole, and asks for nothing it does not grant: a watch it may not make would keep
+		// it from starting, and the deferred check says which.
+		defer env.CheckNothingForbidden(t)
 		startAsDeployment(t, ctx, c, rel)
 		mirrors = clustertest.CheckPolicy(t, ctx, c, policySources, "helm-elsewhere", "helm-target-a", "helm-target-b")
 	})
