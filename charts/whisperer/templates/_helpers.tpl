@@ -55,7 +55,7 @@ alone uses, and renders them as YAML: on, in the flag's order, and off. It fails
 operator would refuse at start, so that helm install says why instead of leaving pods that crash.
 */}}
 {{- define "whisperer.resources" -}}
-{{- $f := .Values.features -}}
+{{- $f := required "features is null: set features.mirrorSecrets, features.mirrorConfigMaps and features.attachPullSecrets" .Values.features -}}
 {{- if not (or $f.mirrorSecrets $f.mirrorConfigMaps) -}}
 {{- fail "features.mirrorSecrets and features.mirrorConfigMaps are both false: whisperer would have nothing to mirror; set one of them to true" -}}
 {{- end -}}
