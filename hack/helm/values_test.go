@@ -110,6 +110,9 @@ var valueCases = []valueCase{
 		hasArg("--require-target-label=secret-syncer.jeffl.es/allow-mirrors=true")},
 	{"policy.denyMetadata", "policy: {denyMetadata: [example.com/owner, billing.example.com/*]}",
 		hasArg("--deny-metadata=example.com/owner,billing.example.com/*")},
+	// Helm reads numbers as float64: a million must not render as 1e+06.
+	{"policy.maxSourceSize", "policy: {maxSourceSize: 1000000}", hasArg("--max-source-size=1000000")},
+	{"policy.maxTargetsPerSource", "policy: {maxTargetsPerSource: 2000}", hasArg("--max-targets-per-source=2000")},
 	// Each feature off, alone and with the others the operator allows off: narrows checks the
 	// argument and the ClusterRole; testdata/mistakes.yaml has the combinations it refuses.
 	{"features.mirrorConfigMaps", "features: {mirrorConfigMaps: false}", narrows("secrets,serviceaccounts", "configmaps")},

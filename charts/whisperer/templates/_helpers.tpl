@@ -111,6 +111,9 @@ whisperer.resourcesOff lists: a rule keeps its other resources, and goes when no
 {{- $value := index . 1 -}}
 {{- if kindIs "slice" $value -}}
 {{- $value = join "," $value -}}
+{{- else if or (kindIs "float64" $value) (kindIs "int64" $value) (kindIs "int" $value) -}}
+{{- /* Helm reads numbers as float64, which would print 1e+06. */ -}}
+{{- $value = $value | int64 | toString -}}
 {{- end -}}
 {{- if not (kindIs "invalid" $value) }}
 - {{ printf "--%s=%s" (index . 0) $value | quote }}
