@@ -48,29 +48,36 @@ const (
 var exported = map[string]map[string][]string{
 	// The scrape's own.
 	"up": {},
-	// controller-runtime's, for the controller and its work queue.
-	"controller_runtime_reconcile_errors_total": {"controller": {"secretmirror"}},
+	// controller-runtime's, for the controllers and their work queues: one controller per kind,
+	// those --resources names.
+	"controller_runtime_reconcile_errors_total": {"controller": controllerNames},
 	"controller_runtime_reconcile_total": {
-		"controller": {"secretmirror"},
+		"controller": controllerNames,
 		"result":     {"success", "error", "requeue", "requeue_after"},
 	},
 	"workqueue_depth": {
-		"name":       {"secretmirror"},
-		"controller": {"secretmirror"},
+		"name":       controllerNames,
+		"controller": controllerNames,
 		"priority":   nil,
 	},
 	"workqueue_longest_running_processor_seconds": {
-		"name":       {"secretmirror"},
-		"controller": {"secretmirror"},
+		"name":       controllerNames,
+		"controller": controllerNames,
 	},
 	// whisperer's own.
-	"whisperer_sources":                 {"state": {"active", "refused"}},
-	"whisperer_mirrors":                 {"state": {"in_sync", "conflict", "refused", "failed"}},
-	"whisperer_mirror_operations_total": {"operation": operations},
-	"whisperer_mirror_errors_total":     {"operation": operations},
+	"whisperer_sources":                          {"kind": kindNames, "state": {"active", "refused"}},
+	"whisperer_mirrors":                          {"kind": kindNames, "state": {"in_sync", "conflict", "refused", "failed"}},
+	"whisperer_mirror_operations_total":          {"kind": kindNames, "operation": operations},
+	"whisperer_mirror_errors_total":              {"kind": kindNames, "operation": operations},
+	"whisperer_service_account_operations_total": {"operation": {"attach", "detach"}, "result": {"succeeded", "failed"}},
+	"whisperer_service_accounts_contested":       {},
 }
 
-var operations = []string{"create", "update", "recreate", "delete"}
+var (
+	controllerNames = []string{"secretmirror", "configmapmirror"}
+	kindNames       = []string{"Secret", "ConfigMap"}
+	operations      = []string{"create", "update", "recreate", "delete"}
+)
 
 // targetLabels are the labels the Prometheus Operator puts on every series of a target.
 var targetLabels = []string{"namespace", "pod", "instance", "service", "endpoint", "container"}
@@ -198,8 +205,28 @@ func selectorProblems(expr parser.Expr, job string) []string {
 			}
 			if !ok {
 				problems = append(problems, fmt.Sprintf("%s: %s has no label %q", vs, name, m.Name))
-			} else if values != nil && m.Type == labels.MatchEqual && !slices.Contains(values, m.Value) {
-				problems = append(problems, fmt.Sprintf("%s: label %s is never %q (it is one of %v)", vs, m.Name, m.Value, values))
+				continue
+			}
+			if values == nil {
+				continue
+			}
+			switch m.Type {
+			case labels.MatchEqual:
+				if !slices.Contains(values, m.Value) {
+					problems = append(problems, fmt.Sprintf("%s: label %s is never %q (it is one of %v)", vs, m.Name, m.Value, values))
+				}
+			case labels.MatchRegexp:
+				// A list of alternatives, such as the controllers': each must be a value, or a
+				// misspelt one would silently select nothing.
+				alternatives := m.SetMatches()
+				for _, alternative := range alternatives {
+					if !slices.Contains(values, alternative) {
+						problems = append(problems, fmt.Sprintf("%s: label %s is never %q (it is one of %v)", vs, m.Name, alternative, values))
+					}
+				}
+				if alternatives == nil && !slices.ContainsFunc(values, m.Matches) {
+					problems = append(problems, fmt.Sprintf("%s: label %s=~%q matches none of %v", vs, m.Name, m.Value, values))
+				}
 			}
 		}
 		if !hasJob {
@@ -208,6 +235,33 @@ func selectorProblems(expr parser.Expr, job string) []string {
 		return nil
 	})
 	return problems
+}
+
+// TestSelectorProblems checks that selectorProblems finds each kind of mistake, and only those.
+func TestSelectorProblems(t *testing.T) {
+	for expr, want := range map[string]int{
+		`sum(increase(controller_runtime_reconcile_errors_total{job="whisperer", controller="configmapmirror"}[20m]))`: 0,
+		`workqueue_depth{job="whisperer", name=~"secretmirror|configmapmirror"}`:                                       0,
+		`whisperer_mirrors{job="whisperer", kind="ConfigMap", state="conflict"}`:                                       0,
+		`whisperer_service_account_operations_total{job="whisperer", result="failed"}`:                                 0,
+		`workqueue_depth{job="whisperer", name=~"secretmirror|configmapmirorr"}`:                                       1,
+		`workqueue_depth{job="whisperer", name=~"secret.*"}`:                                                           0,
+		`workqueue_depth{job="whisperer", name=~"configmap"}`:                                                          1,
+		`workqueue_depth{job="whisperer", name=~"other.*"}`:                                                            1,
+		`whisperer_mirrors{job="whisperer", kind="Secrets"}`:                                                           1,
+		`whisperer_mirrors{job="whisperer", controller="secretmirror"}`:                                                1,
+		`whisperer_mirrors{kind="Secret"}`:                                                                             1,
+		`whisperer_mirrorz{job="whisperer"}`:                                                                           1,
+		`controller_runtime_reconcile_total{job="other"}`:                                                              1,
+	} {
+		parsed, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := selectorProblems(parsed, "whisperer"); len(got) != want {
+			t.Errorf("%s: %d problems, want %d: %q", expr, len(got), want, got)
+		}
+	}
 }
 
 // TestDefaultRenders renders config/default as it is, which must leave the Prometheus Operator
