@@ -22,7 +22,9 @@ import (
 // alert: the failure it names makes it pending from the first evaluation that sees it and
 // firing exactly its `for:` later, with its labels and annotations, and no other alert fires; a
 // failure shorter than that never fires it. A healthy whisperer, a rollout and a crash (counters
-// reset) fire nothing.
+// reset) fire nothing. Each runs on the whisperers that --resources makes: the default, with both
+// controllers (and a failure of one controller in either), and one with only secretmirror or only
+// configmapmirror.
 
 // failureFrom is the minute each failure starts; horizon the minute the failure cases end.
 const (
@@ -58,26 +60,42 @@ var (
 	stale    = math.Float64frombits(value.StaleNaN)
 )
 
+// operator is a whisperer as --resources makes it: the controllers it runs, which name
+// controller-runtime's series, and the kinds it mirrors, which label its own.
+type operator struct {
+	controllers []string
+	kinds       []string
+}
+
+var (
+	// bothKinds is the default, --resources=secrets,configmaps,serviceaccounts.
+	bothKinds      = operator{controllers: []string{"secretmirror", "configmapmirror"}, kinds: []string{"Secret", "ConfigMap"}}
+	secretsOnly    = operator{controllers: []string{"secretmirror"}, kinds: []string{"Secret"}}
+	configMapsOnly = operator{controllers: []string{"configmapmirror"}, kinds: []string{"ConfigMap"}}
+)
+
 // timeline is the series of a scenario, one value a minute from minute 0 to minutes.
 type timeline struct {
 	minutes int
 	series  map[string][]float64
-	// kinds are the values of the kind label of whisperer's own metrics, which they get once
-	// whisperer mirrors ConfigMaps too; none means no kind label, as today.
-	kinds []string
+	operator
+	// failing is the controller in which a failure of one controller happens (a reconcile that
+	// fails or hangs, a queue that does not drain): the operator's first unless set.
+	failing string
 }
 
-func newTimeline(minutes int, kinds ...string) *timeline {
-	return &timeline{minutes: minutes, series: map[string][]float64{}, kinds: kinds}
+func newTimeline(minutes int, op operator) *timeline {
+	return &timeline{minutes: minutes, series: map[string][]float64{}, operator: op, failing: op.controllers[0]}
 }
 
-// byKind sets whisperer's own metric{labels} of the pod to v in [from, to): with kinds, split
-// between them, the first getting the rest of what the others get, 1 each.
+// queue are the labels of the work queue series of controller.
+func queue(controller string) string {
+	return `controller="` + controller + `", name="` + controller + `"`
+}
+
+// byKind sets whisperer's own metric{labels} of the pod to v in [from, to), split between the
+// kinds of the operator, the first getting the rest of what the others get, 1 each.
 func (t *timeline) byKind(p pod, metric, labels string, from, to int, v float64) {
-	if len(t.kinds) == 0 {
-		t.set(p, metric, labels, from, to, func(int) float64 { return v })
-		return
-	}
 	for i, kind := range t.kinds {
 		share := min(v, 1)
 		if i == 0 {
@@ -119,21 +137,23 @@ func (t *timeline) seriesOf(p pod) []string {
 }
 
 // healthy is a pod that serves its metrics and holds the Lease in [from, to): 40 sources
-// converged into 400 mirrors, reconciled 4 times a minute (resyncs), without error; counters
-// that start at 0 at from, as after a start.
+// converged into 400 mirrors, each controller reconciling 4 times a minute (resyncs), without
+// error; counters that start at 0 at from, as after a start.
 func (t *timeline) healthy(p pod, from, to int) {
 	c := func(v float64) func(int) float64 { return func(int) float64 { return v } }
 	t.set(p, "up", "", from, to, c(1))
-	t.set(p, "controller_runtime_reconcile_total", `controller="secretmirror", result="success"`, from, to,
-		func(m int) float64 { return float64(4 * (m - from)) })
-	for _, result := range []string{"error", "requeue", "requeue_after"} {
-		t.set(p, "controller_runtime_reconcile_total", `controller="secretmirror", result="`+result+`"`, from, to, c(0))
+	for _, controller := range t.controllers {
+		t.set(p, "controller_runtime_reconcile_total", `controller="`+controller+`", result="success"`, from, to,
+			func(m int) float64 { return float64(4 * (m - from)) })
+		for _, result := range []string{"error", "requeue", "requeue_after"} {
+			t.set(p, "controller_runtime_reconcile_total", `controller="`+controller+`", result="`+result+`"`, from, to, c(0))
+		}
+		t.set(p, "controller_runtime_reconcile_errors_total", `controller="`+controller+`"`, from, to, c(0))
+		// The resync queues a few sources for less than a scrape interval: the queue is seen
+		// empty. WhispererWorkQueueNotDraining's blips test a queue seen full for a scrape or more.
+		t.set(p, "workqueue_depth", queue(controller), from, to, c(0))
+		t.set(p, "workqueue_longest_running_processor_seconds", queue(controller), from, to, c(0))
 	}
-	t.set(p, "controller_runtime_reconcile_errors_total", `controller="secretmirror"`, from, to, c(0))
-	// The resync queues a few sources for less than a scrape interval: the queue is seen
-	// empty. WhispererWorkQueueNotDraining's blips test a queue seen full for a scrape or more.
-	t.set(p, "workqueue_depth", `controller="secretmirror", name="secretmirror"`, from, to, c(0))
-	t.set(p, "workqueue_longest_running_processor_seconds", `controller="secretmirror", name="secretmirror"`, from, to, c(0))
 	for state, v := range map[string]float64{"in_sync": 400, "conflict": 0, "refused": 0, "failed": 0} {
 		t.byKind(p, "whisperer_mirrors", `state="`+state+`"`, from, to, v)
 	}
@@ -229,8 +249,9 @@ func backoffErrors(elapsed time.Duration) int {
 	return n
 }
 
-// reconcileFailing makes one source's reconciles fail in [from, to), retried with
-// controller-runtime's backoff; the retry after to succeeds. Both counters of errors count them.
+// reconcileFailing makes one source's reconciles fail in [from, to) in the failing controller,
+// retried with controller-runtime's backoff; the retry after to succeeds. Both counters of errors
+// count them.
 func reconcileFailing(t *timeline, from, to int) {
 	errorsAt := func(m int) float64 {
 		elapsed := time.Duration(min(m, to)-from) * time.Minute
@@ -241,19 +262,20 @@ func reconcileFailing(t *timeline, from, to int) {
 		}
 		return float64(backoffErrors(elapsed))
 	}
-	t.set(podA, "controller_runtime_reconcile_errors_total", `controller="secretmirror"`, from, t.minutes+1, errorsAt)
-	t.set(podA, "controller_runtime_reconcile_total", `controller="secretmirror", result="error"`, from, t.minutes+1, errorsAt)
+	t.set(podA, "controller_runtime_reconcile_errors_total", `controller="`+t.failing+`"`, from, t.minutes+1, errorsAt)
+	t.set(podA, "controller_runtime_reconcile_total", `controller="`+t.failing+`", result="error"`, from, t.minutes+1, errorsAt)
 }
 
-// gauge sets the pod's series metric{labels} to v in [from, to).
-func gauge(metric, labels string, v float64) func(t *timeline, from, to int) {
+// queueGauge sets the pod's series metric of the failing controller's work queue to v in
+// [from, to).
+func queueGauge(metric string, v float64) func(t *timeline, from, to int) {
 	return func(t *timeline, from, to int) {
-		t.set(podA, metric, labels, from, to, func(int) float64 { return v })
+		t.set(podA, metric, queue(t.failing), from, to, func(int) float64 { return v })
 	}
 }
 
 // whispererGauge sets whisperer's own metric{labels} of the pod to v in [from, to), split
-// between the kinds of the timeline, if any.
+// between the kinds of the operator.
 func whispererGauge(metric, labels string, v float64) func(t *timeline, from, to int) {
 	return func(t *timeline, from, to int) { t.byKind(podA, metric, labels, from, to, v) }
 }
@@ -275,6 +297,9 @@ type alertTest struct {
 	// smallest, when set, is the smallest failure that must fire the alert too (its
 	// annotations then unchecked): one namespace, one source, one queued item.
 	smallest func(t *timeline, from, to int)
+	// oneController is set when the failure is of one controller: with both running, it is
+	// tested in each.
+	oneController bool
 }
 
 var alertTests = []alertTest{
@@ -326,16 +351,18 @@ var alertTests = []alertTest{
 		labels: map[string]string{"alertname": "WhispererNotReconciling", "severity": "critical", "job": "whisperer", "namespace": "whisperer-system"},
 		annotations: map[string]string{
 			"summary": "whisperer runs but does not reconcile.",
-			"description": "whisperer's pods in whisperer-system answer scrapes, but none of them has started the " +
-				"secretmirror controller for 10 minutes: no replica holds the leader election Lease. Nothing is mirrored meanwhile.",
+			"description": "whisperer's pods in whisperer-system answer scrapes, but none of them has started its " +
+				"controllers (secretmirror, configmapmirror) for 10 minutes: no replica holds the leader election Lease. " +
+				"No Secret or ConfigMap is mirrored meanwhile.",
 			"runbook_url": runbook + "whisperernotreconciling",
 		},
 		blips: []int{1, 9},
 	},
 	{
-		alert: "WhispererReconcileErrors",
-		fail:  reconcileFailing,
-		holds: 35 * time.Minute,
+		alert:         "WhispererReconcileErrors",
+		fail:          reconcileFailing,
+		oneController: true,
+		holds:         35 * time.Minute,
 		labels: map[string]string{
 			"alertname": "WhispererReconcileErrors", "severity": "warning", "job": "whisperer", "namespace": "whisperer-system",
 		},
@@ -401,10 +428,11 @@ var alertTests = []alertTest{
 		blips: []int{1, 14},
 	},
 	{
-		alert:    "WhispererWorkQueueNotDraining",
-		fail:     gauge("workqueue_depth", `controller="secretmirror", name="secretmirror"`, 7),
-		smallest: gauge("workqueue_depth", `controller="secretmirror", name="secretmirror"`, 1),
-		holds:    15 * time.Minute,
+		alert:         "WhispererWorkQueueNotDraining",
+		fail:          queueGauge("workqueue_depth", 7),
+		smallest:      queueGauge("workqueue_depth", 1),
+		oneController: true,
+		holds:         15 * time.Minute,
 		labels: map[string]string{
 			"alertname": "WhispererWorkQueueNotDraining", "severity": "warning", "job": "whisperer", "namespace": "whisperer-system",
 		},
@@ -420,9 +448,10 @@ var alertTests = []alertTest{
 		alert: "WhispererReconcileStuck",
 		// A reconcile that started at from and does not return before to.
 		fail: func(t *timeline, from, to int) {
-			t.set(podA, "workqueue_longest_running_processor_seconds", `controller="secretmirror", name="secretmirror"`, from, to,
+			t.set(podA, "workqueue_longest_running_processor_seconds", queue(t.failing), from, to,
 				func(m int) float64 { return float64(60 * (m - from)) })
 		},
+		oneController: true,
 		// Running for more than 600 s first at the scrape 11 minutes after it started.
 		activeAfter: 11 * time.Minute,
 		holds:       5 * time.Minute,
@@ -468,24 +497,57 @@ func TestEveryAlertIsTested(t *testing.T) {
 	}
 }
 
+// variant is a whisperer that an alert is tested on, and the controller its failure is in, when
+// it is of one controller.
+type variant struct {
+	name string
+	operator
+	failing string
+}
+
+// defaultVariants returns the default whisperer, which runs both controllers, with c's failure
+// in each controller when it is of one.
+func defaultVariants(c alertTest) []variant {
+	if !c.oneController {
+		return []variant{{name: "both", operator: bothKinds, failing: "secretmirror"}}
+	}
+	return []variant{
+		{name: "both/secretmirror fails", operator: bothKinds, failing: "secretmirror"},
+		{name: "both/configmapmirror fails", operator: bothKinds, failing: "configmapmirror"},
+	}
+}
+
+// variantsOf returns the whisperers c is tested on: the default ones, one that runs only
+// secretmirror and one that runs only configmapmirror.
+func variantsOf(c alertTest) []variant {
+	return append(defaultVariants(c),
+		variant{name: "secrets only", operator: secretsOnly, failing: "secretmirror"},
+		variant{name: "configmaps only", operator: configMapsOnly, failing: "configmapmirror"})
+}
+
+func (v variant) timeline() *timeline {
+	tl := newTimeline(horizon, v.operator)
+	tl.failing = v.failing
+	return tl
+}
+
 // TestAlertFires checks, for each alert, that its failure makes it fire exactly holds after it
-// becomes active, with its labels and annotations, and nothing else fires: with whisperer's
-// metrics as they are, and with the kind label they get once ConfigMaps are mirrored too.
+// becomes active, with its labels and annotations, and nothing else fires: on each whisperer of
+// variantsOf, and with the smallest failure on the default one.
 func TestAlertFires(t *testing.T) {
 	for _, c := range alertTests {
-		for variant, kinds := range map[string][]string{"": nil, "/by kind": {"Secret", "ConfigMap"}} {
-			t.Run(c.alert+variant, func(t *testing.T) { testAlertFires(t, c, kinds) })
+		for _, v := range variantsOf(c) {
+			t.Run(c.alert+"/"+v.name, func(t *testing.T) { testAlertFires(t, c, v.timeline()) })
 		}
 		if c.smallest != nil {
 			smallest := c
 			smallest.fail, smallest.annotations = c.smallest, nil
-			t.Run(c.alert+"/smallest", func(t *testing.T) { testAlertFires(t, smallest, nil) })
+			t.Run(c.alert+"/smallest", func(t *testing.T) { testAlertFires(t, smallest, defaultVariants(c)[0].timeline()) })
 		}
 	}
 }
 
-func testAlertFires(t *testing.T, c alertTest, kinds []string) {
-	tl := newTimeline(horizon, kinds...)
+func testAlertFires(t *testing.T, c alertTest, tl *timeline) {
 	tl.healthy(podA, 0, horizon+1)
 	c.fail(tl, failureFrom, horizon+1)
 	active := failureFrom*time.Minute + c.activeAfter
@@ -534,35 +596,44 @@ func checkFiring(t *testing.T, m int, a alerttest.Alert, activeAt time.Time, lab
 }
 
 // TestBlipsDoNotFire checks that each alert's failure, when it lasts less than the alert
-// waits for, never fires it.
+// waits for, never fires it: on the default whisperer, with a failure of one controller in each.
 func TestBlipsDoNotFire(t *testing.T) {
 	for _, c := range alertTests {
-		for _, blip := range c.blips {
-			t.Run(fmt.Sprintf("%s/%dm", c.alert, blip), func(t *testing.T) {
-				tl := newTimeline(horizon)
-				tl.healthy(podA, 0, horizon+1)
-				c.fail(tl, failureFrom, failureFrom+blip)
-				pending := false
-				for m, alerts := range evaluate(t, tl) {
-					for _, a := range alerts {
-						if a.State == "firing" {
-							t.Errorf("minute %d: %s", m, a)
+		for _, v := range defaultVariants(c) {
+			for _, blip := range c.blips {
+				t.Run(fmt.Sprintf("%s/%s/%dm", c.alert, v.name, blip), func(t *testing.T) {
+					tl := v.timeline()
+					tl.healthy(podA, 0, horizon+1)
+					c.fail(tl, failureFrom, failureFrom+blip)
+					pending := false
+					for m, alerts := range evaluate(t, tl) {
+						for _, a := range alerts {
+							if a.State == "firing" {
+								t.Errorf("minute %d: %s", m, a)
+							}
+							pending = pending || a.Name == c.alert
 						}
-						pending = pending || a.Name == c.alert
 					}
-				}
-				if !pending {
-					t.Errorf("%s was never even pending: the blip does not test its `for:`", c.alert)
-				}
-			})
+					if !pending {
+						t.Errorf("%s was never even pending: the blip does not test its `for:`", c.alert)
+					}
+				})
+			}
 		}
 	}
 }
 
 // TestHealthyAndRestartsDoNotFire runs whisperer healthy for two and a half hours, through a
 // rollout (a new pod, which must win the Lease, reconciles every source at start) and through a
-// crash of its container (a failed scrape, then counters from 0 in the same pod): no alert fires.
+// crash of its container (a failed scrape, then counters from 0 in the same pod): no alert fires,
+// whether it runs both controllers or one; a healthy one makes none even pending.
 func TestHealthyAndRestartsDoNotFire(t *testing.T) {
+	// startBurst fills the pod's work queues with every source for a scrape, from at.
+	startBurst := func(tl *timeline, p pod, at int) {
+		for _, controller := range tl.controllers {
+			tl.set(p, "workqueue_depth", queue(controller), at, at+1, func(int) float64 { return 40 })
+		}
+	}
 	scenarios := map[string]func(*timeline){
 		"healthy": func(tl *timeline) {
 			tl.healthy(podA, 0, horizon+1)
@@ -572,11 +643,11 @@ func TestHealthyAndRestartsDoNotFire(t *testing.T) {
 			tl.healthy(podA, 0, at)
 			tl.gone(podA, at)
 			// The new pod fails its first scrape, serves metrics at the next without the
-			// controller's, and wins the Lease at the one after.
+			// controllers', and wins the Lease at the one after.
 			tl.set(podB, "up", "", at, at+1, func(int) float64 { return 0 })
 			tl.set(podB, "up", "", at+1, at+2, func(int) float64 { return 1 })
 			tl.healthy(podB, at+2, horizon+1)
-			tl.set(podB, "workqueue_depth", `controller="secretmirror", name="secretmirror"`, at+2, at+3, func(int) float64 { return 40 })
+			startBurst(tl, podB, at+2)
 		},
 		"crash": func(tl *timeline) {
 			const at = 60
@@ -585,20 +656,22 @@ func TestHealthyAndRestartsDoNotFire(t *testing.T) {
 			reconcileFailing(tl, 5, 6)
 			tl.scrapeFails(podA, at, at+1)
 			tl.healthy(podA, at+1, horizon+1)
-			tl.set(podA, "workqueue_depth", `controller="secretmirror", name="secretmirror"`, at+1, at+2, func(int) float64 { return 40 })
+			startBurst(tl, podA, at+1)
 		},
 	}
 	for name, scenario := range scenarios {
-		t.Run(name, func(t *testing.T) {
-			tl := newTimeline(horizon)
-			scenario(tl)
-			for m, alerts := range evaluate(t, tl) {
-				for _, a := range alerts {
-					if a.State == "firing" || name == "healthy" {
-						t.Errorf("minute %d: %s", m, a)
+		for op, operator := range map[string]operator{"both": bothKinds, "secrets only": secretsOnly, "configmaps only": configMapsOnly} {
+			t.Run(name+"/"+op, func(t *testing.T) {
+				tl := newTimeline(horizon, operator)
+				scenario(tl)
+				for m, alerts := range evaluate(t, tl) {
+					for _, a := range alerts {
+						if a.State == "firing" || name == "healthy" {
+							t.Errorf("minute %d: %s", m, a)
+						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
