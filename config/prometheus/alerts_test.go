@@ -372,7 +372,8 @@ var alertTests = []alertTest{
 			// failure (the next is at 38.5): its 20 samples rise by 1 over 19 minutes, which
 			// Prometheus extrapolates to the window's 20.
 			"description": "whisperer in whisperer-system has had reconcile errors for at least 15 minutes " +
-				"(1.053 in the last 20 minutes). Some sources' mirrors are not converging.",
+				"(1.053 in the last 20 minutes, of Secrets and ConfigMaps together). Some sources' mirrors, or the " +
+				"ServiceAccounts their pull secrets are attached to, are not converging.",
 			"runbook_url": runbook + "whispererreconcileerrors",
 		},
 		// A cause gone after 1 minute (the retries within it fail, the next succeeds) and one
@@ -389,8 +390,8 @@ var alertTests = []alertTest{
 		},
 		annotations: map[string]string{
 			"summary": "Mirror writes have been failing for 15 minutes.",
-			"description": "The last mirror write into 3 target namespaces has failed, for 15 minutes (whisperer in " +
-				"whisperer-system). Those mirrors are missing, stale or not deleted.",
+			"description": "The last write of a mirror (Secret or ConfigMap) into 3 target namespaces has failed, " +
+				"for 15 minutes (whisperer in whisperer-system). Those mirrors are missing, stale or not deleted.",
 			"runbook_url": runbook + "whisperermirrorwritesfailing",
 		},
 		blips: []int{1, 14},
@@ -404,9 +405,10 @@ var alertTests = []alertTest{
 			"alertname": "WhispererMirrorConflicts", "severity": "warning", "job": "whisperer", "namespace": "whisperer-system",
 		},
 		annotations: map[string]string{
-			"summary": "Mirrors have been blocked by other Secrets for 15 minutes.",
-			"description": "In 3 target namespaces, a Secret that is not a mirror of the source holds the source's name, " +
-				"for 15 minutes (whisperer in whisperer-system). whisperer never touches it, so those namespaces do not get their mirror.",
+			"summary": "Mirrors have been blocked by other Secrets or ConfigMaps for 15 minutes.",
+			"description": "In 3 target namespaces, a Secret or ConfigMap that is not a mirror of its source holds the " +
+				"source's name, for 15 minutes (whisperer in whisperer-system). whisperer never touches it, so those " +
+				"namespaces do not get their mirror.",
 			"runbook_url": runbook + "whisperermirrorconflicts",
 		},
 		blips: []int{1, 14},
@@ -420,9 +422,12 @@ var alertTests = []alertTest{
 			"alertname": "WhispererSourcesRefused", "severity": "warning", "job": "whisperer", "namespace": "whisperer-system",
 		},
 		annotations: map[string]string{
-			"summary": "Secrets labelled for mirroring have been refused for 15 minutes.",
-			"description": "2 Secrets labelled secret-syncer.jeffl.es/sync=true are refused by whisperer in whisperer-system: " +
-				"they live outside --source-namespaces or are token Secrets. They are mirrored nowhere.",
+			"summary": "Secrets or ConfigMaps labelled for mirroring have been refused for 15 minutes.",
+			"description": "2 sources, Secrets or ConfigMaps labelled secret-syncer.jeffl.es/sync=true, are refused by " +
+				"whisperer in whisperer-system, by its policy (outside --source-namespaces, larger than --max-source-size, asking for " +
+				"more namespaces than --max-targets-per-source, a namespaces annotation over whisperer's limits) or for " +
+				"what they are (token Secrets, the kube-root-ca.crt and openshift-service-ca.crt ConfigMaps). They are " +
+				"mirrored nowhere; their Refused Events say why.",
 			"runbook_url": runbook + "whisperersourcesrefused",
 		},
 		blips: []int{1, 14},
@@ -437,9 +442,10 @@ var alertTests = []alertTest{
 			"alertname": "WhispererWorkQueueNotDraining", "severity": "warning", "job": "whisperer", "namespace": "whisperer-system",
 		},
 		annotations: map[string]string{
-			"summary": "whisperer's work queue has not been empty for 15 minutes.",
-			"description": "Sources have been waiting to be reconciled at every evaluation for 15 minutes (7 now, whisperer " +
-				"in whisperer-system): whisperer does not keep up, and changes reach mirrors late.",
+			"summary": "Sources have been waiting in whisperer's work queues for 15 minutes.",
+			"description": "Sources have been waiting to be reconciled at every evaluation for 15 minutes (7 now in the " +
+				"secretmirror and configmapmirror queues, whisperer in whisperer-system): whisperer does not keep up, and " +
+				"changes reach mirrors late.",
 			"runbook_url": runbook + "whispererworkqueuenotdraining",
 		},
 		blips: []int{1, 14},
