@@ -173,7 +173,11 @@ func (r *MirrorReconciler) patchServiceAccount(ctx context.Context, a mirror.Att
 	case apierrors.IsNotFound(err) && a.Kind == mirror.Detach:
 		return nil // the ServiceAccount, or its namespace, is gone: nothing to detach
 	case err != nil:
-		return fmt.Errorf("%s the mirror to ServiceAccount %s/%s: %w", a.Kind, now.Namespace, now.Name, err)
+		preposition := "to"
+		if a.Kind == mirror.Detach {
+			preposition = "from"
+		}
+		return fmt.Errorf("%s the mirror %s ServiceAccount %s/%s: %w", a.Kind, preposition, now.Namespace, now.Name, err)
 	}
 	now.ResourceVersion = sa.ResourceVersion
 	r.serviceAccounts.wrote(a.Account.ResourceVersion, now)
