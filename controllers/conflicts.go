@@ -82,6 +82,13 @@ func (c *conflicts) in(source types.NamespacedName) []string {
 	return c.bySource[source].UnsortedList()
 }
 
+// count returns how many namespaces source is blocked in.
+func (c *conflicts) count(source types.NamespacedName) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bySource[source].Len()
+}
+
 // blocked reports whether source was blocked in namespace at its last reconcile.
 func (c *conflicts) blocked(source types.NamespacedName, namespace string) bool {
 	c.mu.Lock()

@@ -84,23 +84,27 @@ func countWrite(kind mirror.Kind, op mirror.ActionKind, res writeResult, err err
 }
 
 // sourceStats counts the namespaces one source asks for, by state, after its last full reconcile.
+// Its conflicts are not among them: they are counted from the conflicts themselves, which every
+// reconcile keeps up to date, even one of a single namespace (the one that follows the deletion of
+// the object that blocked a mirror).
 type sourceStats struct {
-	refusedSource                     bool
-	inSync, conflict, refused, failed int
+	refusedSource           bool
+	wanted, refused, failed int
 }
 
-// stats holds the sourceStats of the sources of one reconciler, of one kind, and its fights over
-// ServiceAccounts: these are counted from the fights themselves, since the reconciles that start
-// and end them see one namespace only.
+// stats holds the sourceStats of the sources of one reconciler, of one kind. Its conflicts and
+// its fights over ServiceAccounts are counted from the conflicts and fights themselves, since the
+// reconciles that start and end them may see one namespace only.
 type stats struct {
-	kind     mirror.Kind
-	fights   *fights
-	mu       sync.Mutex
-	bySource map[types.NamespacedName]sourceStats
+	kind      mirror.Kind
+	conflicts *conflicts
+	fights    *fights
+	mu        sync.Mutex
+	bySource  map[types.NamespacedName]sourceStats
 }
 
-func newStats(kind mirror.Kind, f *fights) *stats {
-	return &stats{kind: kind, fights: f, bySource: map[types.NamespacedName]sourceStats{}}
+func newStats(kind mirror.Kind, c *conflicts, f *fights) *stats {
+	return &stats{kind: kind, conflicts: c, fights: f, bySource: map[types.NamespacedName]sourceStats{}}
 }
 
 func (s *stats) set(source types.NamespacedName, st sourceStats) {
@@ -146,8 +150,8 @@ func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (stateCollector) Collect(ch chan<- prometheus.Metric) {
 	type totals struct {
-		active, refusedSources int
-		sourceStats
+		active, refusedSources            int
+		inSync, conflict, refused, failed int
 	}
 	byKind := map[mirror.Kind]*totals{}
 	contested := 0
@@ -161,14 +165,17 @@ func (stateCollector) Collect(ch chan<- prometheus.Metric) {
 			byKind[s.kind] = t
 		}
 		s.mu.Lock()
-		for _, st := range s.bySource {
+		for source, st := range s.bySource {
 			if st.refusedSource {
 				t.refusedSources++
 			} else {
 				t.active++
 			}
-			t.inSync += st.inSync
-			t.conflict += st.conflict
+			conflicts := s.conflicts.count(source)
+			// A conflict a reconcile of some namespaces found in a namespace new to the source
+			// is not among its wanted ones until its next full reconcile.
+			t.inSync += max(0, st.wanted-conflicts-st.failed)
+			t.conflict += conflicts
 			t.refused += st.refused
 			t.failed += st.failed
 		}

@@ -185,23 +185,28 @@ func (r *MirrorReconciler) readSource(ctx context.Context, key types.NamespacedN
 const fullAfterScoped = 30 * time.Second
 
 // requeue says when to look at a source again without an event: soon when it changed while its
-// writes were planned or a mirror's content could not be read, at the conflict retry interval
-// while it is blocked, a while after a reconcile of some namespaces, and at the resync period
-// otherwise.
+// writes were planned or a mirror's content could not be read, when its fight over a
+// ServiceAccount ends, at the conflict retry interval while it is blocked, and at the resync
+// period otherwise; after a reconcile of some namespaces, within fullAfterScoped at the latest.
+// The look a scoped reconcile asks for replaces the one asked for before (the queue holds one
+// entry per source), so it must come no later than that one would have.
 func (r *MirrorReconciler) requeue(state mirror.State, scope sets.Set[string], plan mirror.Result, o *outcome) ctrl.Result {
-	switch {
-	case o.stale || plan.Unknown > 0:
+	if o.stale || plan.Unknown > 0 {
 		return ctrl.Result{RequeueAfter: time.Second}
-	case scope != nil && state.Source != nil:
-		return ctrl.Result{RequeueAfter: fullAfterScoped}
-	case len(o.contested) > 0:
-		return ctrl.Result{RequeueAfter: time.Until(o.contestedUntil)}
-	case len(o.conflicts) > 0 && r.ConflictRetryInterval > 0:
-		return ctrl.Result{RequeueAfter: jitter(r.ConflictRetryInterval)}
-	case state.Source != nil && r.ResyncPeriod > 0:
-		return ctrl.Result{RequeueAfter: jitter(r.ResyncPeriod)}
 	}
-	return ctrl.Result{}
+	var after time.Duration
+	switch {
+	case len(o.contested) > 0:
+		after = time.Until(o.contestedUntil)
+	case r.conflicts.count(state.Key) > 0 && r.ConflictRetryInterval > 0:
+		after = jitter(r.ConflictRetryInterval)
+	case state.Source != nil && r.ResyncPeriod > 0:
+		after = jitter(r.ResyncPeriod)
+	}
+	if scope != nil && state.Source != nil && (after == 0 || after > fullAfterScoped) {
+		after = fullAfterScoped
+	}
+	return ctrl.Result{RequeueAfter: after}
 }
 
 // forget drops what is kept of a source that is gone.
@@ -216,8 +221,7 @@ func (r *MirrorReconciler) forget(key types.NamespacedName) {
 func statsOf(plan mirror.Result, o *outcome) sourceStats {
 	return sourceStats{
 		refusedSource: plan.Refusal != "",
-		inSync:        plan.Wanted - len(o.conflicts) - o.failed,
-		conflict:      len(o.conflicts),
+		wanted:        plan.Wanted,
 		refused:       plan.NotAllowed,
 		failed:        o.failed,
 	}

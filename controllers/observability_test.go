@@ -209,13 +209,23 @@ func TestMetricsAfterTheSeedFlows(t *testing.T) {
 		})
 	})
 
+	// The reconcile that follows the blocker's deletion looks at its namespace only; the gauges
+	// count the conflict's end at once, not at the full reconcile that comes fullAfterScoped later.
+	deleteObject(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "measured", Namespace: ns[3]}})
+	eventuallyWithin(t, fullAfterScoped/3, "gauges after the conflict ends", func() error {
+		return expectMetrics(addr, before, map[string]float64{
+			`whisperer_mirrors{kind="Secret",state="in_sync"}`:  3,
+			`whisperer_mirrors{kind="Secret",state="conflict"}`: 0,
+		})
+	})
+
 	deleteObject(t, source)
 	eventually(t, "gauges after the source is deleted", func() error {
 		return expectMetrics(addr, before, map[string]float64{
 			`whisperer_sources{kind="Secret",state="active"}`:                       0,
 			`whisperer_mirrors{kind="Secret",state="in_sync"}`:                      0,
 			`whisperer_mirrors{kind="Secret",state="conflict"}`:                     0,
-			`Δ whisperer_mirror_operations_total{kind="Secret",operation="delete"}`: 2,
+			`Δ whisperer_mirror_operations_total{kind="Secret",operation="delete"}`: 3,
 		})
 	})
 }

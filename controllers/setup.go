@@ -53,6 +53,7 @@ func (r *MirrorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 		r.scopes.add(source, blocker.Namespace)
 		released <- sourceRequest(source)
 	})
+	r.stats = newStats(r.Kind.kind(), r.conflicts, r.fights)
 	if err := reportWhileRunning(mgr, r.stats); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
@@ -86,7 +87,6 @@ func (r *MirrorReconciler) setupState(mgr ctrl.Manager) error {
 	r.fights = newFights()
 	r.expectations = newExpectations()
 	r.events = newEventRecorder(mgr.GetClient(), mgr.GetAPIReader(), r.Kind.kind(), instance)
-	r.stats = newStats(r.Kind.kind(), r.fights)
 	exportCounters(r.Kind.kind())
 	r.tracer = newTracer()
 	return nil

@@ -278,7 +278,13 @@ func reconcileSpans(want map[attribute.Key]string) []sdktrace.ReadOnlySpan {
 // eventually retries check until it returns nil, failing the test with its last error after timeout.
 func eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
-	const timeout, interval = 30 * time.Second, 100 * time.Millisecond
+	eventuallyWithin(t, 30*time.Second, what, check)
+}
+
+// eventuallyWithin is eventually, with a timeout of its own.
+func eventuallyWithin(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	const interval = 100 * time.Millisecond
 	deadline := time.Now().Add(timeout)
 	for {
 		err := check()
