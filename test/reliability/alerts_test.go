@@ -82,7 +82,7 @@ func TestAlertsOnRealFailures(t *testing.T) {
 		for name, text := range map[string]string{
 			"WhispererMirrorConflicts":     "In 1 target namespaces",
 			"WhispererMirrorWritesFailing": "into 1 target namespaces",
-			"WhispererSourcesRefused":      "1 Secrets labelled",
+			"WhispererSourcesRefused":      "1 sources, Secrets or ConfigMaps labelled",
 		} {
 			if !strings.Contains(fired[name].Annotations["description"], text) {
 				t.Errorf("%s: description %q; want it to say %q", name, fired[name].Annotations["description"], text)

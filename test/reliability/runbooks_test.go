@@ -96,13 +96,27 @@ subjects: [{kind: ServiceAccount, namespace: monitoring, name: scraper}]
 	prom.tick()
 
 	source := types.NamespacedName{Namespace: "rb-src", Name: "registry"}
-	e.createSource(source.Namespace, source.Name, "rb-t-*, rb-x", map[string][]byte{".dockerconfigjson": []byte(`{"auths":{}}`)})
+	// A pull secret, attached to the default ServiceAccounts of the namespaces that get it, and
+	// a ConfigMap source, for the runbooks' ServiceAccount query and ConfigMap commands.
+	e.createPullSecretSource(source, "rb-t-*, rb-x")
+	settings := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "rb-src", Name: "settings",
+		Labels: map[string]string{syncLabel: "true"}, Annotations: map[string]string{namespacesAnnotation: "rb-t-*"}},
+		Data: map[string]string{"region": "eu"}}
+	if err := e.admin.Create(t.Context(), settings); err != nil {
+		t.Fatal(err)
+	}
 	// A source of its own for the quota: the retries of a source whose writes fail back off,
 	// and would hold back the resolution of the other's conflict.
 	blocked := types.NamespacedName{Namespace: "rb-src", Name: "blocked"}
 	e.createSource(blocked.Namespace, blocked.Name, "rb-q", map[string][]byte{"k": []byte("v")})
 	refused := e.createSource("rb-other", "pushed", "rb-t-*", map[string][]byte{"k": []byte("v")})
 	e.waitMirrors(source, sets.New("rb-t-0", "rb-t-1"), time.Minute)
+	eventually(t, time.Minute, "the pull secret attached to the default ServiceAccounts", func(context.Context) error {
+		if n := e.attachedIn([]string{"rb-t-0", "rb-t-1"}); n != 2 {
+			return fmt.Errorf("attached in %d of 2 namespaces", n)
+		}
+		return nil
+	})
 	eventually(t, time.Minute, "a reconcile error in the log", func(context.Context) error {
 		if !strings.Contains(op.logTail(), "Reconciler error") {
 			return errors.New("none yet")
@@ -128,7 +142,7 @@ subjects: [{kind: ServiceAccount, namespace: monitoring, name: scraper}]
 		{
 			line: `kubectl -n whisperer-system logs deploy/whisperer-controller-manager --since=1h | grep '"Reconciler error"'`,
 			as:   fromLog(`kubectl -n whisperer-system logs deploy/whisperer-controller-manager --since=1h | grep '"Reconciler error"'`),
-			why:  noKubelet, want: []string{`"Secret":{"name":"blocked","namespace":"rb-src"}`, "exceeded quota"},
+			why:  noKubelet, want: []string{`"controller":"secretmirror","namespace":"rb-src","name":"blocked"`, "exceeded quota"},
 		},
 		{line: "kubectl -n whisperer-system logs deploy/whisperer-controller-manager --previous", why: noKubelet + "; and no container ever restarted"},
 		{
@@ -138,6 +152,9 @@ subjects: [{kind: ServiceAccount, namespace: monitoring, name: scraper}]
 		},
 		{line: "kubectl get secrets -A -l secret-syncer.jeffl.es/sync=true", want: []string{"rb-src", "registry", "blocked", "rb-other", "pushed"}},
 		{line: "kubectl get secrets -A -l secret-syncer.jeffl.es/mirror=true", want: []string{"rb-t-0", "rb-t-1"}},
+		{line: "kubectl get configmaps -A -l secret-syncer.jeffl.es/sync=true", want: []string{"rb-src", "settings"}},
+		{line: "kubectl get configmaps -A -l secret-syncer.jeffl.es/mirror=true", want: []string{"rb-t-0", "rb-t-1", "settings"}},
+		{line: "kubectl events -n <source-namespace> --for configmap/<source>", vars: map[string]string{"source": settings.Name, "source-namespace": settings.Namespace}, want: []string{"Mirrored", "ConfigMap/settings"}},
 		{
 			line: "kubectl get secrets -A -l secret-syncer.jeffl.es/name=<source>,secret-syncer.jeffl.es/namespace=<source-namespace>",
 			vars: map[string]string{"source": source.Name, "source-namespace": source.Namespace}, want: []string{"rb-t-0", "rb-t-1"},
@@ -174,8 +191,14 @@ subjects: [{kind: ServiceAccount, namespace: monitoring, name: scraper}]
 			why:  "the port-forward's local port is the process's own metrics address",
 			want: []string{"403"},
 			then: func(t *testing.T, _ string) {
-				if out, err := runShell(t, `curl -sk -o /dev/null -w '%{http_code}\n' https://127.0.0.1:`+metricsPort+`/metrics -H "Authorization: Bearer not-a-token"`, e.shellEnv()); err != nil || !strings.Contains(out, "401") {
-					t.Errorf("with a token that is not valid: %q (%v); the runbook says 401", out, err)
+				if out, err := runShell(t, `curl -sk -o /dev/null -w '%{http_code}\n' https://127.0.0.1:`+metricsPort+`/metrics`, e.shellEnv()); err != nil || !strings.Contains(out, "401") {
+					t.Errorf("with no token: %q (%v); the runbook says 401", out, err)
+				}
+				if out, err := runShell(t, `curl -sk -o /dev/null -w '%{http_code}\n' https://127.0.0.1:`+metricsPort+`/metrics -H "Authorization: Bearer not-a-token"`, e.shellEnv()); err != nil || !strings.Contains(out, "500") {
+					t.Errorf("with a token that is not valid: %q (%v); the runbook says 500", out, err)
+				}
+				if log, err := os.ReadFile(op.logPath); err != nil || !strings.Contains(string(log), "invalid bearer token") {
+					t.Errorf("no \"invalid bearer token\" in the log; the runbook says it is there")
 				}
 			},
 		},
@@ -286,6 +309,14 @@ subjects: [{kind: ServiceAccount, namespace: monitoring, name: scraper}]
 					}
 				}
 				return errors.New("no failed create, with the quota refusing them")
+			},
+			`sum by (operation, result) (increase(whisperer_service_account_operations_total{job="whisperer"}[1h]))`: func(v promql.Vector) error {
+				for _, s := range v {
+					if s.Metric.Get("operation") == "attach" && s.Metric.Get("result") == "succeeded" && s.F > 0 {
+						return nil
+					}
+				}
+				return errors.New("no attach counted, with the pull secret attached to two ServiceAccounts")
 			},
 			`sum(rate(rest_client_requests_total{job="whisperer"}[5m]))`:        nonEmpty,
 			`sum(rate(whisperer_mirror_operations_total{job="whisperer"}[5m]))`: nonEmpty,
