@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -145,18 +144,6 @@ func (e *env) watchTimeline(user string, from, zero time.Time) string {
 		out = append(out, entry)
 	}
 	return strings.Join(out, ", ")
-}
-
-// cacheOf names the operator's cache a list or watch request feeds: sources and mirrors (two
-// label-filtered Secret caches) or namespaces.
-func cacheOf(ev auditEvent) string {
-	if ev.Resource() != "secrets" {
-		return ev.Resource()
-	}
-	if u, err := url.Parse(ev.RequestURI); err == nil && strings.Contains(u.Query().Get("labelSelector"), syncLabel+"=true") {
-		return "sources"
-	}
-	return "mirrors"
 }
 
 // probeWatch watches Secrets from resourceVersion and says how the API server answers:

@@ -138,6 +138,9 @@ type env struct {
 	admin     client.Client
 	clientset *kubernetes.Clientset
 	audit     *auditLog
+	// operatorUsers are the users of the operator processes started, whose watches are checked
+	// when the test ends (checkWatches).
+	operatorUsers []string
 }
 
 // newEnv starts a control plane for t; it stops when t ends, after every operator t started.
@@ -185,6 +188,8 @@ func newEnvWith(t *testing.T, opts localcluster.Options) *env {
 		}
 		logFile.Close()
 	})
+	// Run before the control plane stops and after every operator has: cleanups run in reverse.
+	t.Cleanup(e.checkWatches)
 	t.Logf("control plane started in %s; logs in %s", since(started), dir)
 	admin := rest.CopyConfig(e.cluster.Config)
 	admin.QPS, admin.Burst = 500, 1000
@@ -439,6 +444,7 @@ func (e *env) runOperator(name, user string, kubeconfig []byte, args ...string) 
 		close(o.exited)
 	}()
 	e.t.Cleanup(o.stop)
+	e.operatorUsers = append(e.operatorUsers, user)
 	eventually(e.t, 30*time.Second, user+" serves metrics", func(ctx context.Context) error {
 		if !o.running() {
 			e.t.Fatalf("%s exited at start: %s", user, o.logTail())
