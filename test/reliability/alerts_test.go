@@ -130,8 +130,10 @@ func TestAlertsOnRealFailures(t *testing.T) {
 		// The dead pod is deleted; the other holder goes, and the new one takes the Lease.
 		prom.drop(op)
 		prom.waitResolved(scrapeInterval, "WhispererDown")
+		// The standby takes the Lease within takeoverBound of its last renewal, and the next scrape
+		// shows its controller.
 		holder.release()
-		prom.waitResolved(stretched(2*leaseDuration), "WhispererNotReconciling")
+		prom.waitResolved(stretched(takeoverBound)+scrapeInterval, "WhispererNotReconciling")
 		standby.stop()
 		prom.drop(standby)
 	}

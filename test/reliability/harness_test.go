@@ -66,12 +66,6 @@ const (
 	leaseName = "whisperer.secret-syncer.jeffl.es"
 )
 
-// controller-runtime's leader election defaults, which whisperer keeps.
-const (
-	leaseDuration = 15 * time.Second
-	retryPeriod   = 2 * time.Second
-)
-
 // operatorGroup is the group of every operator process's user; the audit policy records the
 // requests of this group and of service accounts, nothing else.
 const operatorGroup = "whisperer:reliability"

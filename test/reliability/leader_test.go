@@ -10,8 +10,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/utils/ptr"
 )
 
 // Two replicas with leader election: only the Lease holder writes; when it is killed with
@@ -45,29 +47,8 @@ func TestLeaderElection(t *testing.T) {
 	killed := time.Now()
 	a.kill()
 	e.updateSource(source, func(s *corev1.Secret) { s.Data["token"] = []byte("v2") })
-	eventually(t, 2*leaseDuration+10*time.Second, "b takes the Lease over", func(ctx context.Context) error {
-		holder, err := e.leaseHolder(ctx, leaseNS)
-		if err == nil && (holder == holderA || holder == "") {
-			err = fmt.Errorf("held by %q", holder)
-		}
-		return err
-	})
-	// The API server's own record of b's first Lease write, rather than our polling.
-	settle()
-	leaseWrites := e.audit.events(t, and(by(b.user, time.Time{}, time.Time{}), on("leases"), writes, succeeded))
-	if len(leaseWrites) == 0 {
-		t.Fatal("the Lease changed holder, but b never wrote it")
-	}
-	acquired := leaseWrites[0].Received
-	takeover := acquired.Sub(killed).Round(10 * time.Millisecond)
-	// The Lease expires leaseDuration after a's last renewal (at most one retryPeriod before the
-	// kill); b notices at its next try, every retryPeriod with a jitter of up to 1.2 times it,
-	// and may have seen a's last renewal that late too.
-	bound := leaseDuration + 2*time.Duration(2.2*float64(retryPeriod)) + 5*time.Second
-	t.Logf("takeover: b acquired the Lease %s after a was killed (lease duration %s, allowed %s)", takeover, leaseDuration, bound)
-	if takeover > bound {
-		t.Errorf("takeover took %s, more than %s", takeover, bound)
-	}
+	e.waitNewHolder(leaseNS, holderA)
+	acquired := e.checkTakeover(leaseNS, a, b, killed, false)
 	if before := e.audit.events(t, and(by(b.user, time.Time{}, acquired), writes)); len(before) > 0 {
 		t.Errorf("b wrote before it held the Lease:\n%s", describe(before))
 	}
@@ -93,11 +74,37 @@ func TestLeaderElection(t *testing.T) {
 		e.secretWrites(a.user, time.Time{}, time.Time{}), e.secretWrites(b.user, time.Time{}, time.Time{}), since(changed))
 }
 
-// waitLeader waits until a replica holds the Lease in namespace, and returns its identity.
+// Leader election, as whisperer configures it: controller-runtime's defaults.
+const (
+	leaseDuration = 15 * time.Second
+	renewDeadline = 10 * time.Second
+	retryPeriod   = 2 * time.Second
+)
+
+// How long client-go's leader election takes, with these settings, to hand the Lease over.
+const (
+	// maxRetryWait is the longest a candidate waits, after a try to take the Lease, before the
+	// next: retryPeriod, plus a jitter of up to client-go's JitterFactor (1.2) times it.
+	maxRetryWait = retryPeriod + retryPeriod*12/10
+	// leaseRequestTimeout is the longest one Lease request takes, answered or not: controller-runtime
+	// gives the leader election client half the renew deadline as its timeout.
+	leaseRequestTimeout = renewDeadline / 2
+	// takeoverBound is the longest a standby takes to write the Lease after its holder last wrote
+	// it (its last renewal, or its release), when each Lease request is answered within its
+	// timeout. The standby's read in flight at that write may miss it; its next try, up to a wait
+	// later, reads it, and the standby counts the lease duration from that read's answer. When the
+	// lease duration has passed, the read then in flight still sees the Lease held; the next try,
+	// up to a wait later, reads the Lease and writes it. Four requests, two waits, and the lease
+	// duration: the time a request takes, however loaded the machine, is in the bound.
+	takeoverBound = 4*leaseRequestTimeout + 2*maxRetryWait + leaseDuration
+)
+
+// waitLeader waits until a replica holds the Lease in namespace, and returns its identity. The
+// first replica takes a Lease that nobody holds at its first try, well within takeoverBound.
 func (e *env) waitLeader(namespace string) string {
 	e.t.Helper()
 	var holder string
-	eventually(e.t, 30*time.Second, "a replica acquires the Lease", func(ctx context.Context) (err error) {
+	eventually(e.t, takeoverBound, "a replica acquires the Lease", func(ctx context.Context) (err error) {
 		if holder, err = e.leaseHolder(ctx, namespace); err == nil && holder == "" {
 			err = errors.New("no holder")
 		}
@@ -107,16 +114,74 @@ func (e *env) waitLeader(namespace string) string {
 }
 
 // startStandby starts an operator with args, which include leader election, and returns once
-// it stands by: it has read the Lease, which another holds.
+// it stands by: it has read the Lease, which another holds. It reads it at its first try, well
+// within takeoverBound.
 func (e *env) startStandby(name string, args ...string) *operator {
 	e.t.Helper()
 	started := time.Now()
 	op := e.startOperator(name, args...)
-	eventually(e.t, 30*time.Second, op.user+" reads the Lease", func(context.Context) error {
+	eventually(e.t, takeoverBound, op.user+" reads the Lease", func(context.Context) error {
 		if len(e.audit.events(e.t, and(by(op.user, started, time.Time{}), on("leases")))) == 0 {
 			return errors.New("no Lease request yet")
 		}
 		return nil
 	})
 	return op
+}
+
+// waitNewHolder waits until someone other than holder holds the Lease in namespace, for
+// takeoverBound: holder has stopped renewing it before the call.
+func (e *env) waitNewHolder(namespace, holder string) {
+	e.t.Helper()
+	eventually(e.t, takeoverBound, "another replica takes the Lease over from "+holder, func(ctx context.Context) error {
+		current, err := e.leaseHolder(ctx, namespace)
+		if err == nil && (current == holder || current == "") {
+			err = fmt.Errorf("held by %q", current)
+		}
+		return err
+	})
+}
+
+// checkTakeover checks, in the API server's audit log, how next took the Lease in namespace over
+// from old, which stopped renewing it at gone (killed, frozen, or stopped, released is then true):
+// within takeoverBound of old's last write of the Lease, and, unless old released it, not before
+// it expired, leaseDuration after that write. It also checks that the Lease says leaseDuration.
+// It returns when the API server received next's first write of the Lease.
+func (e *env) checkTakeover(namespace string, old, next *operator, gone time.Time, released bool) time.Time {
+	e.t.Helper()
+	settle()
+	leaseWrites := func(op *operator) []auditEvent {
+		return e.audit.events(e.t, and(by(op.user, time.Time{}, time.Time{}), on("leases"), writes, succeeded))
+	}
+	byNext := leaseWrites(next)
+	if len(byNext) == 0 {
+		e.t.Fatalf("%s never wrote the Lease", next.user)
+	}
+	acquired := byNext[0].Received
+	var last time.Time
+	for _, ev := range leaseWrites(old) {
+		if ev.Received.Before(acquired) {
+			last = ev.Received
+		}
+	}
+	if last.IsZero() {
+		e.t.Fatalf("%s took the Lease before %s ever wrote it", next.user, old.user)
+	}
+	took := acquired.Sub(last)
+	e.t.Logf("takeover: %s took the Lease %s after %s last wrote it, %s after it was stopped (allowed: %s; lease duration %s)",
+		next.user, took.Round(10*time.Millisecond), old.user, acquired.Sub(gone).Round(10*time.Millisecond), takeoverBound, leaseDuration)
+	if took > takeoverBound {
+		e.t.Errorf("%s took the Lease %s after %s last wrote it, more than %s", next.user, took, old.user, takeoverBound)
+	}
+	if !released && took <= leaseDuration {
+		e.t.Errorf("%s took the Lease %s after %s last renewed it, before it expired (%s)", next.user, took, old.user, leaseDuration)
+	}
+	lease, err := e.clientset.CoordinationV1().Leases(namespace).Get(e.t.Context(), leaseName, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if d := lease.Spec.LeaseDurationSeconds; d == nil || time.Duration(*d)*time.Second != leaseDuration {
+		e.t.Errorf("the Lease's duration: %v seconds; want %s", ptr.Deref(d, 0), leaseDuration)
+	}
+	return acquired
 }
