@@ -5,6 +5,7 @@ package reliability
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,15 +118,18 @@ func TestConflictsAndThrottling(t *testing.T) {
 			}
 		}
 		reconciled := op.reconciles() - fromReconciles
-		var intervals []string
+		var gaps, shown []time.Duration
 		for i := 1; i < len(attempts); i++ {
-			intervals = append(intervals, attempts[i].Sub(attempts[i-1]).Round(time.Millisecond).String())
+			gaps = append(gaps, attempts[i].Sub(attempts[i-1]))
+			shown = append(shown, gaps[i-1].Round(time.Millisecond))
 		}
-		t.Logf("a write failing with 409 for %s: %d attempts, %d reconciles; intervals between attempts: %v", window, len(attempts), reconciled, intervals)
-		// The controller's rate limiter doubles the delay from 5 ms: about 12 attempts in 12 s.
-		// Without backoff there would be hundreds.
-		if len(attempts) < 3 || len(attempts) > 30 || reconciled > 40 {
-			t.Errorf("%d attempts and %d reconciles in %s; want between 3 and 30 attempts: exponential backoff", len(attempts), reconciled, window)
+		t.Logf("a write failing with 409 for %s: %d attempts, %d reconciles; gaps between attempts: %v", window, len(attempts), reconciled, shown)
+		// The backoff's delays (backoffProblems) add up to 12 s after 12 attempts; a hot loop makes hundreds.
+		if len(attempts) < 4 || reconciled > 40 {
+			t.Errorf("%d attempts and %d reconciles in %s; want at least 4 attempts and at most 40 reconciles", len(attempts), reconciled, window)
+		}
+		if problems := backoffProblems(gaps); len(problems) > 0 {
+			t.Errorf("no exponential backoff:\n%s", strings.Join(problems, "\n"))
 		}
 		op.requireRunning()
 
@@ -135,6 +139,63 @@ func TestConflictsAndThrottling(t *testing.T) {
 		t.Logf("the fault lifted, the mirror was written %s later, at the next retry", took)
 		if err := e.checkMirrors(t.Context(), source, want); err != nil {
 			t.Error(fmt.Errorf("after recovery: %w", err))
+		}
+	}
+}
+
+// backoffBase is the first delay of controller-runtime's default rate limiter, which requeues a
+// source whose reconcile failed after this long, doubled at each failure in a row.
+const backoffBase = 5 * time.Millisecond
+
+// backoffProblems says how the gaps between the attempts of a write that keeps failing fail to
+// grow exponentially; nothing when they do. The n-th gap is the rate limiter's n-th delay,
+// backoffBase times 2ⁿ⁻¹, plus the time the retry takes (a read of the source, then the write):
+// at least that delay, however loaded the machine. And it is longer than the gap before whenever
+// that one exceeded its own delay by less than that delay: such a gap is shorter than twice its
+// delay, which the next delay is. So a hot loop fails the first check, a backoff that stops
+// growing the second, and one that never grows, even with delays too long for either, the last:
+// the last gap is at least twice the first.
+func backoffProblems(gaps []time.Duration) []string {
+	var problems []string
+	for i, gap := range gaps {
+		delay := backoffBase << i
+		if gap < delay {
+			problems = append(problems, fmt.Sprintf("gap %d between attempts: %s, shorter than the backoff's delay %s", i+1, gap, delay))
+		}
+		if i+1 < len(gaps) && gap < 2*delay && gaps[i+1] <= gap {
+			problems = append(problems, fmt.Sprintf("gap %d between attempts (%s) is not longer than gap %d (%s)", i+2, gaps[i+1], i+1, gap))
+		}
+	}
+	if len(gaps) >= 2 && gaps[len(gaps)-1] < 2*gaps[0] {
+		problems = append(problems, fmt.Sprintf("the last gap between attempts (%s) is not twice the first (%s)", gaps[len(gaps)-1], gaps[0]))
+	}
+	return problems
+}
+
+// The backoff check, on gaps written here: it accepts those of a run, and rejects a hot loop, a
+// backoff that stops growing and one that never does.
+func TestBackoffCheck(t *testing.T) {
+	ms := func(values ...int) []time.Duration {
+		gaps := make([]time.Duration, len(values))
+		for i, v := range values {
+			gaps[i] = time.Duration(v) * time.Millisecond
+		}
+		return gaps
+	}
+	for _, c := range []struct {
+		name string
+		gaps []time.Duration
+		fail bool
+	}{
+		{"a run", ms(9, 14, 25, 46, 87, 168, 330, 649, 1287, 2569, 5126), false},
+		{"a run on a loaded machine", ms(180, 40, 60, 95, 250, 190, 350, 700, 1300, 2600, 5200), false},
+		{"a hot loop", ms(9, 8, 10, 9, 11, 9, 10, 9), true},
+		{"a backoff that stops growing", ms(9, 14, 25, 46, 87, 168, 170, 169, 171), true},
+		{"a constant backoff", ms(2000, 2001, 2003, 1999, 2002), true},
+	} {
+		problems := backoffProblems(c.gaps)
+		if failed := len(problems) > 0; failed != c.fail {
+			t.Errorf("%s %v: problems %q; want some: %v", c.name, c.gaps, problems, c.fail)
 		}
 	}
 }
