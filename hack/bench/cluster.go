@@ -43,7 +43,7 @@ type benchCluster struct {
 }
 
 func startCluster(assets, dir string) (*benchCluster, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
 	output, err := os.Create(filepath.Join(dir, "controlplane.log"))

@@ -42,7 +42,7 @@ func (r *run) fanoutPhases(ctx context.Context) error {
 	targets := len(namespaces.Items) - 1 // all but the sources' own
 	mirrors := make([]*observer, len(r.fanout))
 	for i, g := range r.fanout {
-		if mirrors[i], err = observe(r.cluster.watch.CoreV1().RESTClient(), g.kind, labelPrefix+"/namespace="+fanoutNamespace); err != nil {
+		if mirrors[i], err = observe(ctx, r.cluster.watch.CoreV1().RESTClient(), g.kind, labelPrefix+"/namespace="+fanoutNamespace); err != nil {
 			return err
 		}
 		defer mirrors[i].close()

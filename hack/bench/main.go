@@ -14,8 +14,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -133,10 +135,10 @@ func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
 		err := r.execute(ctx)
 		rows = append(rows, r.rows...)
 		if err != nil {
-			return fmt.Errorf("N=%d: %w", r.n, err)
+			return fmt.Errorf("size N=%d: %w", r.n, err)
 		}
 	}
-	printTable(rows)
+	tableErr := printTable(rows)
 	for _, r := range rows {
 		if !r.AsExpected {
 			failed = true
@@ -150,7 +152,8 @@ func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
 			}
 		}
 	}
-	if err := writeJSON(jsonPath, s, rows); err != nil {
+	// Both, even when one fails: the results took the whole run to get.
+	if err := errors.Join(tableErr, writeJSON(jsonPath, s, rows)); err != nil {
 		return err
 	}
 	if failed {
@@ -159,11 +162,10 @@ func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
 	return nil
 }
 
-func printTable(rows []row) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "phase\tN\ttime (s)\tp99 (s)\traw (s)\traw at\tratio\toperator writes\t"+
-		"operator CPU (s)\tper 1k writes\tapiserver CPU (s)\t(raw)\tetcd CPU (s)\t(raw)\t"+
-		"peak anon (MiB)\theap in use (MiB)\tVmHWM (MiB)\t")
+func printTable(rows []row) error {
+	table := []string{"phase\tN\ttime (s)\tp99 (s)\traw (s)\traw at\tratio\toperator writes\t" +
+		"operator CPU (s)\tper 1k writes\tapiserver CPU (s)\t(raw)\tetcd CPU (s)\t(raw)\t" +
+		"peak anon (MiB)\theap in use (MiB)\tVmHWM (MiB)\t\n"}
 	for _, r := range rows {
 		p99, raw, at, ratio, rawServer, rawEtcd, perK := "", "", "", "", "", "", ""
 		if r.P99Seconds > 0 {
@@ -180,15 +182,19 @@ func printTable(rows []row) {
 		if !r.AsExpected {
 			writes += " (!)"
 		}
-		fmt.Fprintf(w, "%s\t%d\t%.3f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%.2f\t%s\t%.2f\t%s\t%.1f\t%.1f\t%.1f\t\n",
+		table = append(table, fmt.Sprintf("%s\t%d\t%.3f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%.2f\t%s\t%.2f\t%s\t%.1f\t%.1f\t%.1f\t\n",
 			r.Phase, r.N, r.Seconds, p99, raw, at, ratio, writes, r.Operator.CPUSeconds, perK,
-			r.CPU.APIServer, rawServer, r.CPU.Etcd, rawEtcd, r.Operator.PeakAnonMiB, r.Operator.HeapInUseMiB, r.Operator.VmHWMMiB)
+			r.CPU.APIServer, rawServer, r.CPU.Etcd, rawEtcd, r.Operator.PeakAnonMiB, r.Operator.HeapInUseMiB, r.Operator.VmHWMMiB))
 	}
-	w.Flush()
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if _, err := io.WriteString(w, strings.Join(table, "")); err != nil {
+		return err
+	}
+	return w.Flush()
 }
 
 func writeJSON(path string, s settings, rows []row) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
 	out, err := json.MarshalIndent(map[string]any{
@@ -199,5 +205,5 @@ func writeJSON(path string, s settings, rows []row) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, out, 0o644)
+	return os.WriteFile(path, out, 0o600)
 }

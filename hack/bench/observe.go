@@ -22,22 +22,25 @@ type observer struct {
 	versions    map[objectKey]string // object → data version
 	counts      map[string]int       // data version → objects: the polls read it, not every object
 	inNamespace map[string]int       // namespace → objects
-	stop        chan struct{}
+	stop        context.CancelFunc
 }
 
 type objectKey struct{ namespace, name string }
 
 func newObserver(version func(runtime.Object) string) *observer {
 	return &observer{version: version, versions: map[objectKey]string{}, counts: map[string]int{},
-		inNamespace: map[string]int{}, stop: make(chan struct{})}
+		inNamespace: map[string]int{}, stop: func() {}}
 }
 
 // observe watches the objects of kind k that match selector, in every namespace, through c,
 // which should read protobuf as whisperer's informers do: the API server encodes each watch event
 // once per format, so whisperer and an observer share one encoding, and an observer in JSON
-// would cost the API server a second encoding in whisperer's phases only.
-func observe(c rest.Interface, k kind, selector string) (*observer, error) {
+// would cost the API server a second encoding in whisperer's phases only. It watches until ctx is
+// done or close is called.
+func observe(ctx context.Context, c rest.Interface, k kind, selector string) (*observer, error) {
+	ctx, cancel := context.WithCancel(ctx)
 	o := newObserver(k.version)
+	o.stop = cancel
 	_, informer := cache.NewInformerWithOptions(cache.InformerOptions{
 		ListerWatcher: k.listWatch(c, selector),
 		ObjectType:    k.object(),
@@ -52,9 +55,10 @@ func observe(c rest.Interface, k kind, selector string) (*observer, error) {
 			},
 		},
 	})
-	go informer.Run(o.stop)
-	if !cache.WaitForCacheSync(o.stop, informer.HasSynced) {
-		return nil, fmt.Errorf("watch of %s %s did not sync", k.resource, selector)
+	go informer.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		cancel()
+		return nil, fmt.Errorf("watch of %s %s did not sync: %w", k.resource, selector, ctx.Err())
 	}
 	return o, nil
 }
@@ -112,7 +116,7 @@ func (o *observer) has(namespace, name, version string) bool {
 	return ok && v == version
 }
 
-func (o *observer) close() { close(o.stop) }
+func (o *observer) close() { o.stop() }
 
 // waitFor polls cond every few milliseconds and returns the time since start when it holds.
 func waitFor(ctx context.Context, start time.Time, what string, cond func() bool) (time.Duration, error) {

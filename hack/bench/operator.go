@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -37,23 +38,30 @@ func startOperator(binary, kubeconfig, logPath string, extraArgs []string) (*ope
 		"--health-probe-bind-address=0",
 		"--zap-encoder=console",
 	}, extraArgs...)
-	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(binary, args...) //nolint:noctx // stop ends it gracefully, as a cluster stops a pod; a context would kill it
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, log.Close())
 	}
 	cmd.Stdout = log
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, errors.Join(err, log.Close())
 	}
 	op := &operator{cmd: cmd, metricsAddr: metricsAddr, logPath: logPath, started: make(chan struct{}), exited: make(chan struct{})}
 	go op.anon.run(cmd.Process.Pid, op.exited)
-	go op.watchLog(stderr, log)
-	go func() { _ = cmd.Wait(); close(op.exited); log.Close() }()
+	go func() {
+		// Wait closes the pipe: read it to its end first, or the log's last lines are lost.
+		err := op.watchLog(stderr, log)
+		_ = cmd.Wait() // stop ends it with a signal: its exit status says nothing
+		if err := errors.Join(err, log.Close()); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: whisperer's log %s is incomplete: %v\n", logPath, err)
+		}
+		close(op.exited)
+	}()
 	select {
 	case <-op.started:
 		return op, nil
@@ -66,19 +74,24 @@ func startOperator(binary, kubeconfig, logPath string, extraArgs []string) (*ope
 }
 
 // watchLog copies the operator's log and notices when its workers start, which is after its
-// caches have synced.
-func (o *operator) watchLog(stderr io.Reader, log io.Writer) {
+// caches have synced. It reads to the end even when the copy fails, so that the operator never
+// blocks on a full pipe, and returns the copy's first error.
+func (o *operator) watchLog(stderr io.Reader, log io.Writer) error {
 	scanner := bufio.NewScanner(stderr)
 	scanner.Buffer(make([]byte, 1<<20), 1<<20)
 	notified := false
+	var copyErr error
 	for scanner.Scan() {
 		line := scanner.Text()
-		fmt.Fprintln(log, line)
+		if copyErr == nil {
+			_, copyErr = fmt.Fprintln(log, line)
+		}
 		if !notified && strings.Contains(line, "Starting workers") {
 			close(o.started)
 			notified = true
 		}
 	}
+	return errors.Join(copyErr, scanner.Err())
 }
 
 // stop stops the operator gracefully (SIGTERM), or kills it after 20 seconds.
@@ -142,6 +155,6 @@ func freeLoopbackAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	addr := l.Addr().String()
+	return addr, l.Close()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -47,13 +48,13 @@ func (r *run) label(phase string) string {
 
 func (r *run) admin() rest.Interface { return r.cluster.admin.CoreV1().RESTClient() }
 
-func (r *run) execute(ctx context.Context) error {
+func (r *run) execute(ctx context.Context) (err error) {
 	dir := filepath.Join(r.workDir, fmt.Sprintf("n%d-u%d", r.n, r.unrelated))
 	cluster, err := startCluster(r.assets, dir)
 	if err != nil {
 		return err
 	}
-	defer cluster.stop()
+	defer func() { err = errors.Join(err, cluster.stop()) }()
 	r.cluster = cluster
 
 	targets := namespaceNames(targetPrefix, r.n)
@@ -62,14 +63,14 @@ func (r *run) execute(ctx context.Context) error {
 	}
 	var raw *rawWriter
 	if r.unrelated == 0 {
-		if raw, err = newRawWriter(r, r.kind, targets); err != nil {
+		if raw, err = newRawWriter(ctx, r, r.kind, targets); err != nil {
 			return err
 		}
 		defer raw.observer.close()
 	} else if err := r.createUnrelated(ctx); err != nil {
 		return err
 	}
-	if r.mirrors, err = observe(cluster.watch.CoreV1().RESTClient(), r.kind, labelPrefix+"/namespace="+sourceNamespace); err != nil {
+	if r.mirrors, err = observe(ctx, cluster.watch.CoreV1().RESTClient(), r.kind, labelPrefix+"/namespace="+sourceNamespace); err != nil {
 		return err
 	}
 	defer r.mirrors.close()

@@ -33,7 +33,7 @@ type rawClient struct {
 }
 
 // newRawWriter makes a writer of kind k into namespaces, and its observer.
-func newRawWriter(r *run, k kind, namespaces []string) (*rawWriter, error) {
+func newRawWriter(ctx context.Context, r *run, k kind, namespaces []string) (*rawWriter, error) {
 	w := &rawWriter{run: r, kind: k, namespaces: namespaces}
 	for _, c := range r.rawConcurrency {
 		// The fastest plain client: protobuf, as controller-runtime's client sends built-in
@@ -48,7 +48,7 @@ func newRawWriter(r *run, k kind, namespaces []string) (*rawWriter, error) {
 		w.clients = append(w.clients, rawClient{concurrency: c, rest: client.CoreV1().RESTClient()})
 	}
 	var err error
-	w.observer, err = observe(r.cluster.watch.CoreV1().RESTClient(), k, rawLabelPrefix+"/namespace=raw")
+	w.observer, err = observe(ctx, r.cluster.watch.CoreV1().RESTClient(), k, rawLabelPrefix+"/namespace=raw")
 	return w, err
 }
 
