@@ -109,7 +109,7 @@ func runCluster(opts localcluster.Options, kubeconfig, logPath string, command [
 	if err != nil {
 		return 1, err
 	}
-	defer logFile.Close()
+	defer func() { err = errors.Join(err, logFile.Close()) }()
 
 	fmt.Fprintf(os.Stderr, "Starting a local control plane (etcd, kube-apiserver, kube-controller-manager), logs in %s\n", logPath)
 	opts.Output = logFile
@@ -135,7 +135,7 @@ func runCluster(opts localcluster.Options, kubeconfig, logPath string, command [
 
 // runCommand runs command against the cluster until it exits, passing on the first stop signal.
 func runCommand(command []string, kubeconfig string, signals <-chan os.Signal) (int, error) {
-	cmd := exec.Command(command[0], command[1:]...)
+	cmd := exec.Command(command[0], command[1:]...) //nolint:noctx // stopped by the signal forwarded to it, for a graceful shutdown
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	// Its own process group, so that a Ctrl-C reaches it once, from here: a second SIGINT
@@ -166,14 +166,14 @@ func forwardFirstSignal(ctx context.Context, process *os.Process, signals <-chan
 }
 
 func createFile(path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, err
 	}
 	return os.Create(path)
 }
 
 func writeFile(path string, content []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
 	return os.WriteFile(path, content, 0o600)
