@@ -162,7 +162,7 @@ func TestAlertsOnRealFailures(t *testing.T) {
 		if others := prom.others("WhispererWorkQueueNotDraining", "WhispererReconcileErrors"); len(others) > 0 {
 			t.Errorf("alerts naming other failures: %v", others)
 		}
-		running := stuck.metric("workqueue_longest_running_processor_seconds", map[string]string{"name": "secretmirror"})
+		running := stuck.metric(t.Context(), "workqueue_longest_running_processor_seconds", map[string]string{"name": "secretmirror"})
 		hung := time.Since(hungAt)
 		t.Logf("the hung reconcile has been running for %.1fs by whisperer's gauge, %s by the test's clock; WhispererReconcileStuck needs 600s", running, hung.Round(100*time.Millisecond))
 		if running < (hung - 5*time.Second).Seconds() {

@@ -190,7 +190,11 @@ func (e *env) compactEtcd() int64 {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer cli.Close()
+	defer func() {
+		if err := cli.Close(); err != nil {
+			e.t.Errorf("closing the etcd client: %v", err)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(e.t.Context(), 30*time.Second)
 	defer cancel()
 	put, err := cli.Put(ctx, "/whisperer-reliability/compaction", time.Now().Format(time.RFC3339Nano))

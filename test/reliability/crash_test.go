@@ -35,8 +35,8 @@ func TestKillDuringMirroring(t *testing.T) {
 	e.createSource(source.Namespace, source.Name, "k9-*", map[string][]byte{".dockerconfigjson": []byte(`{"auths":{}}`)})
 	first := e.startOperator("k9a")
 	// Kill it once it has sent a third of the creates it needs.
-	eventually(t, 2*time.Minute, "k9a mirrors 300 namespaces", func(context.Context) error {
-		if posts := first.metric("rest_client_requests_total", map[string]string{"method": "POST"}); posts < 300 {
+	eventually(t, 2*time.Minute, "k9a mirrors 300 namespaces", func(ctx context.Context) error {
+		if posts := first.metric(ctx, "rest_client_requests_total", map[string]string{"method": "POST"}); posts < 300 {
 			return fmt.Errorf("%v POST requests", posts)
 		}
 		return nil

@@ -40,12 +40,12 @@ func TestFailoverUnderLoad(t *testing.T) {
 	b := e.startStandby("fo-b", leaderElection...)
 
 	e.createSource(source.Namespace, source.Name, "fo-*", map[string][]byte{".dockerconfigjson": []byte(`{"auths":{}}`)})
-	eventually(t, 3*time.Minute, "a has sent 1,500 creates", func(context.Context) error {
+	eventually(t, 3*time.Minute, "a has sent 1,500 creates", func(ctx context.Context) error {
 		if !a.running() {
 			// It happens on a machine loaded far beyond its cores: the Lease renewals time out.
 			t.Fatalf("a exited before the kill, having lost its Lease: %s", a.logTail())
 		}
-		if posts := a.metric("rest_client_requests_total", map[string]string{"method": "POST"}); posts < 1500 {
+		if posts := a.metric(ctx, "rest_client_requests_total", map[string]string{"method": "POST"}); posts < 1500 {
 			return fmt.Errorf("%v POST requests", posts)
 		}
 		return nil
@@ -173,8 +173,8 @@ func TestFrozenLeader(t *testing.T) {
 	holderA := e.waitLeader(leaseNS)
 	b := e.startStandby("fz-b", leaderElection...)
 	e.createSource(source.Namespace, source.Name, "fz-*", map[string][]byte{".dockerconfigjson": []byte(`{"v":1}`)})
-	eventually(t, 2*time.Minute, "a has sent 500 creates", func(context.Context) error {
-		if posts := a.metric("rest_client_requests_total", map[string]string{"method": "POST"}); posts < 500 {
+	eventually(t, 2*time.Minute, "a has sent 500 creates", func(ctx context.Context) error {
+		if posts := a.metric(ctx, "rest_client_requests_total", map[string]string{"method": "POST"}); posts < 500 {
 			return fmt.Errorf("%v POST requests", posts)
 		}
 		return nil

@@ -54,7 +54,7 @@ func TestConflictsAndThrottling(t *testing.T) {
 		faults[w.fault]++
 	}
 	reconciles := op.reconciles()
-	reconcileErrors := int(op.metric("controller_runtime_reconcile_errors_total", map[string]string{"controller": "secretmirror"}))
+	reconcileErrors := int(op.metric(t.Context(), "controller_runtime_reconcile_errors_total", map[string]string{"controller": "secretmirror"}))
 	got := e.secretWrites(proxy.user, time.Time{}, time.Time{})
 	t.Logf("409/429: %d needed writes took %d write requests (%d answered 409, %d answered 429, %d passed) and %d reconciles (%d failed); converged in %s",
 		needed, len(seen), faults[conflict], faults[throttle], faults[pass], reconciles, reconcileErrors, converged)

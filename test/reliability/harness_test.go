@@ -150,7 +150,7 @@ func newEnvWith(t *testing.T, opts localcluster.Options) *env {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	flags, auditPath, err := auditlog.APIServerFlags(dir, operatorGroup, "system:serviceaccounts")
@@ -173,14 +173,15 @@ func newEnvWith(t *testing.T, opts localcluster.Options) *env {
 	opts.Output = logFile
 	e.cluster, err = localcluster.Start(opts)
 	if err != nil {
-		logFile.Close()
-		t.Fatalf("starting the control plane: %v", err)
+		t.Fatalf("starting the control plane: %v", errors.Join(err, logFile.Close()))
 	}
 	t.Cleanup(func() {
 		if err := e.cluster.Stop(); err != nil {
 			t.Errorf("stopping the control plane: %v", err)
 		}
-		logFile.Close()
+		if err := logFile.Close(); err != nil {
+			t.Errorf("control plane log: %v", err)
+		}
 	})
 	// Run before the control plane stops and after every operator has: cleanups run in reverse.
 	t.Cleanup(e.checkWatches)
@@ -413,11 +414,11 @@ func (e *env) runOperator(name, user string, kubeconfig []byte, args ...string) 
 		metrics: scheme + "://127.0.0.1:" + port + "/metrics",
 		logPath: filepath.Join(e.dir, name+".log"),
 	}
-	logFile, err := os.OpenFile(o.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(o.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	o.cmd = exec.Command(whispererBin, append([]string{
+	o.cmd = exec.Command(whispererBin, append([]string{ //nolint:noctx // stopped by o.stop, gracefully or with SIGKILL as a test needs
 		"--kubeconfig=" + kubeconfigPath,
 		"--metrics-bind-address=127.0.0.1:" + port,
 		"--metrics-secure=false",
@@ -429,16 +430,18 @@ func (e *env) runOperator(name, user string, kubeconfig []byte, args ...string) 
 	// die without running its cleanups (go test -timeout).
 	o.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := o.cmd.Start(); err != nil {
-		logFile.Close()
-		e.t.Fatal(err)
+		e.t.Fatal(errors.Join(err, logFile.Close()))
 	}
 	go func() {
 		_ = o.cmd.Wait()
-		logFile.Close()
 		close(o.exited)
 	}()
 	e.t.Cleanup(o.stop)
 	e.operatorUsers = append(e.operatorUsers, user)
+	// The process has its own descriptor of the log: this one is not needed any more.
+	if err := logFile.Close(); err != nil {
+		e.t.Fatal(err)
+	}
 	eventually(e.t, 30*time.Second, user+" serves metrics", func(ctx context.Context) error {
 		if !o.running() {
 			e.t.Fatalf("%s exited at start: %s", user, o.logTail())
@@ -473,8 +476,11 @@ func freePort(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 func (o *operator) running() bool {
@@ -567,9 +573,9 @@ func (o *operator) getMetrics(ctx context.Context) (*http.Response, error) {
 }
 
 // metric sums the samples of the counter or gauge name whose labels include match.
-func (o *operator) metric(name string, match map[string]string) float64 {
+func (o *operator) metric(ctx context.Context, name string, match map[string]string) float64 {
 	o.t.Helper()
-	families, err := o.scrape(o.t.Context())
+	families, err := o.scrape(ctx)
 	if err != nil {
 		o.t.Fatalf("scraping %s: %v", o.user, err)
 	}
@@ -599,7 +605,7 @@ func sumSamples(family *dto.MetricFamily, match map[string]string) float64 {
 
 // reconciles is how many times the operator has reconciled a source, whatever the result.
 func (o *operator) reconciles() int {
-	return int(o.metric("controller_runtime_reconcile_total", map[string]string{"controller": "secretmirror"}))
+	return int(o.metric(o.t.Context(), "controller_runtime_reconcile_total", map[string]string{"controller": "secretmirror"}))
 }
 
 // auditLog reads the API server's audit log.

@@ -157,7 +157,7 @@ func (e *env) token(account types.NamespacedName) string {
 func renderKustomize(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
 	var stderr bytes.Buffer
-	cmd := exec.Command(kustomizeBin, "build", dir)
+	cmd := exec.CommandContext(t.Context(), kustomizeBin, "build", dir)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {

@@ -64,8 +64,8 @@ func TestRestoreFromEtcdSnapshot(t *testing.T) {
 
 	t.Log("step: snapshot in the middle of propagation")
 	e.createSource(pull.Namespace, pull.Name, "rs-*", map[string][]byte{".dockerconfigjson": []byte(`{"v":1}`)})
-	eventually(t, 2*time.Minute, "a third of pull's mirrors", func(context.Context) error {
-		if posts := op.metric("rest_client_requests_total", map[string]string{"method": "POST"}); posts < float64(wantGone.Len()+300) {
+	eventually(t, 2*time.Minute, "a third of pull's mirrors", func(ctx context.Context) error {
+		if posts := op.metric(ctx, "rest_client_requests_total", map[string]string{"method": "POST"}); posts < float64(wantGone.Len()+300) {
 			return fmt.Errorf("%v POST requests", posts)
 		}
 		return nil
