@@ -6,7 +6,6 @@
 package prometheus
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -348,7 +347,7 @@ func render(t *testing.T, withPrometheus bool) resmap.ResMap {
 	}
 	if withPrometheus {
 		content = bytes.Replace(content, []byte(prometheusLine), []byte(strings.TrimPrefix(prometheusLine, "#")), 1)
-		if err := os.WriteFile(kustomization, content, 0o644); err != nil {
+		if err := os.WriteFile(kustomization, content, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -432,16 +431,14 @@ func unmarshalStrict(content []byte, into any) error {
 // markdownAnchors returns the anchors GitHub gives the headings of a Markdown file.
 func markdownAnchors(t *testing.T, file string) map[string]bool {
 	t.Helper()
-	f, err := os.Open(file)
+	content, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	anchors := map[string]bool{}
 	fenced := false
 	heading := regexp.MustCompile(`^#{1,6}\s+(.+?)\s*#*\s*$`)
-	for scanner := bufio.NewScanner(f); scanner.Scan(); {
-		line := scanner.Text()
+	for _, line := range strings.Split(string(content), "\n") {
 		if strings.HasPrefix(line, "```") {
 			fenced = !fenced
 		}
