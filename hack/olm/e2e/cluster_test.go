@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"github.com/operator-framework/api/crds"
@@ -77,8 +76,4 @@ func startOLM(t *testing.T, ctx context.Context, c client.Client) {
 	env.Start(t, "olm-operator", olmEnv, env.Bin("olm", "olm"), "--namespace="+catalogNamespace)
 	env.Start(t, "catalog-operator", olmEnv, env.Bin("olm", "catalog"), "--namespace="+catalogNamespace,
 		"--kubeconfig="+env.Kubeconfig)
-}
-
-func describe(o client.Object) string {
-	return fmt.Sprintf("%T %s/%s", o, o.GetNamespace(), o.GetName())
 }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -45,15 +46,14 @@ func previousCatalog(t *testing.T, dir, previous string) string {
 		t.Fatalf("catalog %s has no bundle %s", dir, previous)
 	}
 	out := filepath.Join(env.WorkDir, "catalog-previous")
-	if err := os.MkdirAll(filepath.Join(out, packageName), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(out, packageName), 0o750); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Create(filepath.Join(out, packageName, "catalog.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if err := declcfg.WriteYAML(*cfg, f); err != nil {
+	if err := errors.Join(declcfg.WriteYAML(*cfg, f), f.Close()); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -66,10 +66,11 @@ func serveCatalog(t *testing.T, dir string, port int) *clustertest.Process {
 	p := env.Start(t, name, nil, env.Bin("opm"), "serve", dir, fmt.Sprintf("--port=%d", port),
 		"--pprof-addr=", "--termination-log="+filepath.Join(env.WorkDir, name+".termination.log"))
 	deadline := time.Now().Add(clustertest.WaitTimeout)
+	dialer := net.Dialer{Timeout: time.Second}
 	for {
-		conn, err := net.DialTimeout("tcp", loopback(port), time.Second)
+		conn, err := dialer.DialContext(t.Context(), "tcp", loopback(port))
 		if err == nil {
-			conn.Close()
+			_ = conn.Close() // it connected, which is all this asks
 			t.Logf("opm serves %s on %s", dir, loopback(port))
 			return p
 		}

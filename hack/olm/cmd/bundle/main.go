@@ -58,5 +58,5 @@ func run(opts bundle.Options, out, dockerfile string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(dockerfile, b.Dockerfile(filepath.ToSlash(rel)), 0o644)
+	return os.WriteFile(dockerfile, b.Dockerfile(filepath.ToSlash(rel)), 0o644) //nolint:gosec // a file of the repository, which git and the bundle image keep readable to all
 }

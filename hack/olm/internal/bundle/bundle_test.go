@@ -208,7 +208,7 @@ subjects: [{kind: Group, name: auditors, apiGroup: rbac.authorization.k8s.io}]
 `,
 	}
 	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -232,7 +232,7 @@ subjects: [{kind: Group, name: auditors, apiGroup: rbac.authorization.k8s.io}]
 	// A binding that names the operator and someone else cannot be split safely: refused.
 	mixed := strings.Replace(files["objects.yaml"], "subjects: [{kind: ServiceAccount, name: op, namespace: ns}]",
 		"subjects: [{kind: ServiceAccount, name: op, namespace: ns}, {kind: User, name: alice}]", 1)
-	if err := os.WriteFile(filepath.Join(dir, "objects.yaml"), []byte(mixed), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "objects.yaml"), []byte(mixed), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Generate(opts); err == nil || !strings.Contains(err.Error(), "other subjects") {

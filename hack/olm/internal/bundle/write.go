@@ -66,10 +66,10 @@ func Write(dir string, files map[string][]byte) error {
 	}
 	for _, name := range sortedKeys(files) {
 		path := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // a folder of the repository, readable to all
 			return err
 		}
-		if err := os.WriteFile(path, files[name], 0o644); err != nil {
+		if err := os.WriteFile(path, files[name], 0o644); err != nil { //nolint:gosec // a file of the repository, which git and the bundle image keep readable to all
 			return err
 		}
 	}
