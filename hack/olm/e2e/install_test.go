@@ -60,7 +60,7 @@ func previousCatalog(t *testing.T, dir, previous string) string {
 }
 
 // serveCatalog runs `opm serve dir` on port, and returns once it accepts connections.
-func serveCatalog(t *testing.T, dir string, port int) *clustertest.Process {
+func serveCatalog(t *testing.T, ctx context.Context, dir string, port int) *clustertest.Process {
 	t.Helper()
 	name := "opm-serve-" + filepath.Base(dir)
 	p := env.Start(t, name, nil, env.Bin("opm"), "serve", dir, fmt.Sprintf("--port=%d", port),
@@ -68,7 +68,7 @@ func serveCatalog(t *testing.T, dir string, port int) *clustertest.Process {
 	deadline := time.Now().Add(clustertest.WaitTimeout)
 	dialer := net.Dialer{Timeout: time.Second}
 	for {
-		conn, err := dialer.DialContext(t.Context(), "tcp", loopback(port))
+		conn, err := dialer.DialContext(ctx, "tcp", loopback(port))
 		if err == nil {
 			_ = conn.Close() // it connected, which is all this asks
 			t.Logf("opm serves %s on %s", dir, loopback(port))

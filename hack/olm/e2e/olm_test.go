@@ -79,7 +79,7 @@ func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 
 	env.StartNodeLayer(t, ctx, c)
 	startOLM(t, ctx, c)
-	opm := serveCatalog(t, first, catalogPort)
+	opm := serveCatalog(t, ctx, first, catalogPort)
 
 	// pod is one of the Pods of the Deployment OLM created for the installed CSV, which
 	// whisperer runs as.
@@ -109,7 +109,7 @@ func TestInstallUpgradeAndRunUnderOLM(t *testing.T) {
 		if err := opm.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		serveCatalog(t, committed, catalogPort)
+		serveCatalog(t, ctx, committed, catalogPort)
 		pod = waitInstalled(t, ctx, c, current)
 		waitReplaced(t, ctx, c, previous)
 		checkPermissions(t, ctx, c, current)
