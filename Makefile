@@ -263,16 +263,40 @@ test-all: test-helm
 ##@ Tools (built on demand into bin/ from the modules pinned in hack/tools/)
 
 .PHONY: control-plane
-control-plane: $(CONTROL_PLANE) ## Build etcd, kube-apiserver, kube-controller-manager and kubectl into bin/k8s.
+control-plane: $(CONTROL_PLANE) ## Build etcd, kube-apiserver, kube-controller-manager and kubectl into bin/k8s (about 15 minutes the first time).
+	@:
 
-# kube-scheduler is built with them (it shares nearly all their packages); only make test-olm runs it.
-$(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/kube-controller-manager $(K8S_ASSETS)/kube-scheduler $(K8S_ASSETS)/kubectl &: hack/tools/kube/go.mod
-	cd hack/tools/kube && go build -o $(K8S_ASSETS)/ -ldflags "$(K8S_LDFLAGS)" \
-		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+# One go build per binary (each reuses what the ones before it compiled), so that a build of
+# minutes says what it does: before the first binary it builds, make says which ones it is about
+# to build and about how long that takes, then prints a line as each is done. When everything is
+# up to date it prints nothing.
+KUBE_COMMANDS := kube-apiserver kube-controller-manager kube-scheduler kubectl
+
+# The go.mod that pins binary $(1): make rebuilds the binary when it changes.
+control-plane-go-mod = hack/tools/$(if $(filter %/etcd,$(1)),etcd,kube)/go.mod
+# The names of the binaries among $(1) that are missing or older than their go.mod.
+control-plane-stale = $(notdir $(foreach f,$(1),$(shell [ -e $(f) ] && [ ! $(f) -ot $(call control-plane-go-mod,$(f)) ] || echo $(f))))
+# The line make prints before the first binary it builds, once per make (so it sets
+# control-plane-announced); it names those of make control-plane that are stale, or only $@ if
+# $@ is not one of them (kube-scheduler). It expands to nothing, so the recipe line runs nothing.
+announce-control-plane = $(if $(control-plane-announced),,$(eval control-plane-announced := yes)$(info $(call \
+	control-plane-note,$(call control-plane-stale,$(if $(filter $@,$(CONTROL_PLANE)),$(CONTROL_PLANE),$@)))))
+comma := ,
+control-plane-note = Building $(subst $() ,$(comma) ,$(1)) into $(patsubst $(CURDIR)/%,%,$(K8S_ASSETS)) from Go modules: $(if \
+	$(filter kube%,$(1)),about 15 minutes on 2 cores the first time$(comma) less when Go's build cache has their packages,a minute or two).
+# go build $(1) in hack/tools/$(2), then a line that says how long it took.
+build-control-plane = start=$$(date +%s); \
+	(cd hack/tools/$(2) && go build -o $@ $(1)); \
+	took=$$(($$(date +%s) - start)); printf '  %-24s built in %dm%02ds\n' $(@F) $$((took / 60)) $$((took % 60))
 
 $(K8S_ASSETS)/etcd: hack/tools/etcd/go.mod
-	cd hack/tools/etcd && go build -o $@ go.etcd.io/etcd/server/v3
+	$(announce-control-plane)
+	@$(call build-control-plane,go.etcd.io/etcd/server/v3,etcd)
+
+# kube-scheduler: only the install tests (make test-olm, make test-helm) run it.
+$(addprefix $(K8S_ASSETS)/,$(KUBE_COMMANDS)): $(K8S_ASSETS)/%: hack/tools/kube/go.mod
+	$(announce-control-plane)
+	@$(call build-control-plane,-ldflags "$(K8S_LDFLAGS)" k8s.io/kubernetes/cmd/$*,kube)
 
 # etcdutl restores etcd from a snapshot (make test-reliability); the same etcd release as the server.
 $(ETCDUTL): hack/tools/etcdutl/go.mod
