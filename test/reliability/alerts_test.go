@@ -259,7 +259,11 @@ func (h *leaseHolding) release() {
 // goroutines is the goroutine dump of the pprof endpoint on port, as the runbook reads it.
 func (e *env) goroutines(port string) string {
 	e.t.Helper()
-	resp, err := http.Get("http://127.0.0.1:" + port + "/debug/pprof/goroutine?debug=2")
+	req, err := http.NewRequestWithContext(e.t.Context(), http.MethodGet, "http://127.0.0.1:"+port+"/debug/pprof/goroutine?debug=2", nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatalf("reading the goroutine dump: %v", err)
 	}

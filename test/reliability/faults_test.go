@@ -53,7 +53,7 @@ func TestConflictsAndThrottling(t *testing.T) {
 	for _, w := range seen {
 		faults[w.fault]++
 	}
-	reconciles := op.reconciles()
+	reconciles := op.reconciles(t.Context())
 	reconcileErrors := int(op.metric(t.Context(), "controller_runtime_reconcile_errors_total", map[string]string{"controller": "secretmirror"}))
 	got := e.secretWrites(proxy.user, time.Time{}, time.Time{})
 	t.Logf("409/429: %d needed writes took %d write requests (%d answered 409, %d answered 429, %d passed) and %d reconciles (%d failed); converged in %s",
@@ -93,9 +93,9 @@ func TestConflictsAndThrottling(t *testing.T) {
 	}
 
 	// Converged, with the faults still on: nothing more happens.
-	quietFrom, quietReconciles := len(proxy.seen()), op.reconciles()
+	quietFrom, quietReconciles := len(proxy.seen()), op.reconciles(t.Context())
 	time.Sleep(8 * time.Second)
-	if r, w := op.reconciles()-quietReconciles, len(proxy.seen())-quietFrom; r != 0 || w != 0 {
+	if r, w := op.reconciles(t.Context())-quietReconciles, len(proxy.seen())-quietFrom; r != 0 || w != 0 {
 		t.Errorf("converged, yet %d reconciles and %d write requests in 8s", r, w)
 	}
 
@@ -107,7 +107,7 @@ func TestConflictsAndThrottling(t *testing.T) {
 			}
 			return pass
 		})
-		from, fromReconciles := len(proxy.seen()), op.reconciles()
+		from, fromReconciles := len(proxy.seen()), op.reconciles(t.Context())
 		e.updateSource(source, func(s *corev1.Secret) { s.Annotations[namespacesAnnotation] = "ft-0*, ft-1*, ft-hot" })
 		const window = 12 * time.Second
 		time.Sleep(window)
@@ -117,7 +117,7 @@ func TestConflictsAndThrottling(t *testing.T) {
 				attempts = append(attempts, w.at)
 			}
 		}
-		reconciled := op.reconciles() - fromReconciles
+		reconciled := op.reconciles(t.Context()) - fromReconciles
 		var gaps, shown []time.Duration
 		for i := 1; i < len(attempts); i++ {
 			gaps = append(gaps, attempts[i].Sub(attempts[i-1]))

@@ -558,7 +558,7 @@ func (o *operator) metricsText(ctx context.Context) ([]byte, error) {
 
 // metricsClient trusts the certificate whisperer signs itself for its secure metrics endpoint,
 // as the ServiceMonitor does (insecureSkipVerify).
-var metricsClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+var metricsClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // G402: a process of the test's own on 127.0.0.1, with a certificate nothing could verify
 
 func (o *operator) getMetrics(ctx context.Context) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.metrics, nil)
@@ -604,8 +604,8 @@ func sumSamples(family *dto.MetricFamily, match map[string]string) float64 {
 }
 
 // reconciles is how many times the operator has reconciled a source, whatever the result.
-func (o *operator) reconciles() int {
-	return int(o.metric(o.t.Context(), "controller_runtime_reconcile_total", map[string]string{"controller": "secretmirror"}))
+func (o *operator) reconciles(ctx context.Context) int {
+	return int(o.metric(ctx, "controller_runtime_reconcile_total", map[string]string{"controller": "secretmirror"}))
 }
 
 // auditLog reads the API server's audit log.

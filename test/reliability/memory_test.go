@@ -94,15 +94,19 @@ func mib(bytes int64) float64 { return float64(bytes) / (1 << 20) }
 // burst cost at its peak is another figure (make bench reports it).
 func (o *operator) settledAnonMemory() int64 {
 	o.t.Helper()
-	last, quiet := o.reconciles(), time.Now()
+	last, quiet := o.reconciles(o.t.Context()), time.Now()
 	for time.Since(quiet) < 5*time.Second {
 		time.Sleep(500 * time.Millisecond)
-		if n := o.reconciles(); n != last {
+		if n := o.reconciles(o.t.Context()); n != last {
 			last, quiet = n, time.Now()
 		}
 	}
 	for range 2 { // the second collection frees what the first found still referenced
-		resp, err := http.Get(o.pprof + "/debug/pprof/heap?gc=1")
+		req, err := http.NewRequestWithContext(o.t.Context(), http.MethodGet, o.pprof+"/debug/pprof/heap?gc=1", nil)
+		if err != nil {
+			o.t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			o.t.Fatal(err)
 		}

@@ -50,7 +50,10 @@ const (
 )
 
 // stretched is how much simulated time passes while d passes on the wall clock, at the least.
-func stretched(d time.Duration) time.Duration { return d / tickEvery * scrapeInterval }
+func stretched(d time.Duration) time.Duration {
+	ticks := int64(d / tickEvery)
+	return time.Duration(ticks) * scrapeInterval
+}
 
 // startPrometheus returns a Prometheus with no target, whose clock starts now.
 func (e *env) startPrometheus() *prometheus {

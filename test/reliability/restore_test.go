@@ -111,7 +111,7 @@ func TestRestoreFromEtcdSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := filepath.Join(t.TempDir(), "etcd-restored")
-	restore := exec.Command(etcdutl, "snapshot", "restore", snapshotPath, "--data-dir", restored,
+	restore := exec.CommandContext(t.Context(), etcdutl, "snapshot", "restore", snapshotPath, "--data-dir", restored,
 		"--bump-revision", strconv.Itoa(bumpRevision), "--mark-compacted")
 	if out, err := restore.CombinedOutput(); err != nil {
 		t.Fatalf("etcdutl snapshot restore: %v\n%s", err, out)
@@ -161,7 +161,7 @@ func TestRestoreFromEtcdSnapshot(t *testing.T) {
 func e2eEtcd(t *testing.T) *envtest.Etcd {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "etcd")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+	if err := os.MkdirAll(artifacts, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	log, err := os.Create(filepath.Join(artifacts, t.Name()+"-etcd.log"))
@@ -184,7 +184,9 @@ func e2eEtcd(t *testing.T) *envtest.Etcd {
 		if err := etcd.Stop(); err != nil {
 			t.Errorf("stopping etcd: %v", err)
 		}
-		log.Close()
+		if err := log.Close(); err != nil {
+			t.Errorf("etcd's log: %v", err)
+		}
 	})
 	return etcd
 }

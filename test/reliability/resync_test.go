@@ -32,9 +32,9 @@ func TestResyncWritesNothing(t *testing.T) {
 	time.Sleep(2 * time.Second)
 
 	const window = 15 * time.Second
-	from, before := time.Now(), op.reconciles()
+	from, before := time.Now(), op.reconciles(t.Context())
 	time.Sleep(window)
-	to, after := time.Now(), op.reconciles()
+	to, after := time.Now(), op.reconciles(t.Context())
 	settle()
 	requests := e.audit.events(t, by(op.user, from, to))
 	written := e.audit.events(t, and(by(op.user, from, to), writes))

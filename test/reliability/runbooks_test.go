@@ -59,7 +59,7 @@ func TestRunbookCommands(t *testing.T) {
 	// ServiceAccount of a Prometheus (the runbooks' monitoring/prometheus-k8s).
 	e.apply(monitoringCRDs(t))
 	eventually(t, time.Minute, "the monitoring CRDs are served", func(ctx context.Context) error {
-		_, err := runShell(t, "kubectl get servicemonitors,prometheusrules -A", e.shellEnv())
+		_, err := runShell(t, ctx, "kubectl get servicemonitors,prometheusrules -A", e.shellEnv())
 		return err
 	})
 	e.apply(renderWithMonitoring(t))
@@ -111,8 +111,8 @@ subjects: [{kind: ServiceAccount, namespace: monitoring, name: scraper}]
 	e.createSource(blocked.Namespace, blocked.Name, "rb-q", map[string][]byte{"k": []byte("v")})
 	refused := e.createSource("rb-other", "pushed", "rb-t-*", map[string][]byte{"k": []byte("v")})
 	e.waitMirrors(source, sets.New("rb-t-0", "rb-t-1"), time.Minute)
-	eventually(t, time.Minute, "the pull secret attached to the default ServiceAccounts", func(context.Context) error {
-		if n := e.attachedIn([]string{"rb-t-0", "rb-t-1"}); n != 2 {
+	eventually(t, time.Minute, "the pull secret attached to the default ServiceAccounts", func(ctx context.Context) error {
+		if n := e.attachedIn(ctx, []string{"rb-t-0", "rb-t-1"}); n != 2 {
 			return fmt.Errorf("attached in %d of 2 namespaces", n)
 		}
 		return nil
@@ -191,10 +191,10 @@ subjects: [{kind: ServiceAccount, namespace: monitoring, name: scraper}]
 			why:  "the port-forward's local port is the process's own metrics address",
 			want: []string{"403"},
 			then: func(t *testing.T, _ string) {
-				if out, err := runShell(t, `curl -sk -o /dev/null -w '%{http_code}\n' https://127.0.0.1:`+metricsPort+`/metrics`, e.shellEnv()); err != nil || !strings.Contains(out, "401") {
+				if out, err := runShell(t, t.Context(), `curl -sk -o /dev/null -w '%{http_code}\n' https://127.0.0.1:`+metricsPort+`/metrics`, e.shellEnv()); err != nil || !strings.Contains(out, "401") {
 					t.Errorf("with no token: %q (%v); the runbook says 401", out, err)
 				}
-				if out, err := runShell(t, `curl -sk -o /dev/null -w '%{http_code}\n' https://127.0.0.1:`+metricsPort+`/metrics -H "Authorization: Bearer not-a-token"`, e.shellEnv()); err != nil || !strings.Contains(out, "500") {
+				if out, err := runShell(t, t.Context(), `curl -sk -o /dev/null -w '%{http_code}\n' https://127.0.0.1:`+metricsPort+`/metrics -H "Authorization: Bearer not-a-token"`, e.shellEnv()); err != nil || !strings.Contains(out, "500") {
 					t.Errorf("with a token that is not valid: %q (%v); the runbook says 500", out, err)
 				}
 				if log, err := os.ReadFile(op.logPath); err != nil || !strings.Contains(string(log), "invalid bearer token") {
@@ -207,21 +207,21 @@ subjects: [{kind: ServiceAccount, namespace: monitoring, name: scraper}]
 			want: []string{"created"},
 			then: func(t *testing.T, _ string) {
 				eventually(t, 30*time.Second, "the scrape with Prometheus's token is allowed", func(ctx context.Context) error {
-					out, err := runShell(t, `curl -sk -o /dev/null -w '%{http_code}\n' https://127.0.0.1:`+metricsPort+`/metrics -H "Authorization: Bearer $(kubectl -n monitoring create token prometheus-k8s)"`, e.shellEnv())
+					out, err := runShell(t, ctx, `curl -sk -o /dev/null -w '%{http_code}\n' https://127.0.0.1:`+metricsPort+`/metrics -H "Authorization: Bearer $(kubectl -n monitoring create token prometheus-k8s)"`, e.shellEnv())
 					if err == nil && !strings.Contains(out, "200") {
 						err = fmt.Errorf("answered %s", out)
 					}
 					return err
 				})
-				reconcilesBefore = float64(op.reconciles())
+				reconcilesBefore = float64(op.reconciles(t.Context()))
 			},
 		},
 		{
 			line: "kubectl annotate secret -n <ns> <source> whisperer-retry=$(date +%s) --overwrite",
 			vars: map[string]string{"ns": blocked.Namespace, "source": blocked.Name}, want: []string{"annotated"},
 			then: func(t *testing.T, _ string) {
-				eventually(t, 10*time.Second, "a reconcile of the touched source", func(context.Context) error {
-					if n := float64(op.reconciles()); n <= reconcilesBefore {
+				eventually(t, 10*time.Second, "a reconcile of the touched source", func(ctx context.Context) error {
+					if n := float64(op.reconciles(ctx)); n <= reconcilesBefore {
 						return fmt.Errorf("%v reconciles, as before", n)
 					}
 					return nil
@@ -268,7 +268,7 @@ subjects: [{kind: ServiceAccount, namespace: monitoring, name: scraper}]
 			for name, value := range step.vars {
 				command = strings.ReplaceAll(command, "<"+name+">", value)
 			}
-			out, err := runShell(t, command, e.shellEnv())
+			out, err := runShell(t, t.Context(), command, e.shellEnv())
 			prom.tick()
 			shown := out
 			if len(shown) > 2000 {
@@ -421,10 +421,11 @@ func (e *env) shellEnv() []string {
 }
 
 // runShell runs command with bash in a directory of its own, pipefail set, and returns its
-// output (stdout, then stderr) and an error when it exits non-zero.
-func runShell(t *testing.T, command string, env []string) (string, error) {
+// output (stdout, then stderr) and an error when it exits non-zero. It kills it when ctx is done,
+// or after a minute.
+func runShell(t *testing.T, ctx context.Context, command string, env []string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", command)
 	cmd.Dir = t.TempDir()
@@ -456,7 +457,7 @@ func renderWithMonitoring(t *testing.T) []*unstructured.Unstructured {
 	if bytes.Equal(enabled, content) {
 		t.Fatal("config/default/kustomization.yaml has no #- ../prometheus line to uncomment")
 	}
-	if err := os.WriteFile(kustomization, enabled, 0o644); err != nil {
+	if err := os.WriteFile(kustomization, enabled, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return renderKustomize(t, filepath.Join(dir, "default"))

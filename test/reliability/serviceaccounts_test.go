@@ -17,7 +17,7 @@ import (
 
 const (
 	serviceAccountsAnnotation = "secret-syncer.jeffl.es/service-accounts"
-	imagePullSecretsRecord    = "secret-syncer.jeffl.es/image-pull-secrets"
+	imagePullSecretsRecord    = "secret-syncer.jeffl.es/image-pull-secrets" //nolint:gosec // G101: an annotation's name, not a credential
 )
 
 // TestKillBetweenMirrorAndServiceAccountWrites kills the operator after it wrote the mirrors of a
@@ -51,13 +51,13 @@ func TestKillBetweenMirrorAndServiceAccountWrites(t *testing.T) {
 	})
 	first.kill()
 	proxy.releaseHung() // what reaches the API server now comes from no operator
-	if attached := e.attachedIn(targets); attached > 0 {
+	if attached := e.attachedIn(t.Context(), targets); attached > 0 {
 		t.Logf("%d ServiceAccounts were attached before the kill", attached)
 	}
 
 	restarted := e.startOperator("restarted")
 	took := eventually(t, 2*time.Minute, "every default ServiceAccount attached", func(ctx context.Context) error {
-		if n := e.attachedIn(targets); n != len(targets) {
+		if n := e.attachedIn(ctx, targets); n != len(targets) {
 			return fmt.Errorf("%d of %d", n, len(targets))
 		}
 		return nil
@@ -68,7 +68,7 @@ func TestKillBetweenMirrorAndServiceAccountWrites(t *testing.T) {
 	e.deleteSecret(source.Namespace, source.Name)
 	e.startOperator("after-delete")
 	took = eventually(t, 2*time.Minute, "entries and mirrors gone", func(ctx context.Context) error {
-		if n := e.attachedIn(targets); n > 0 {
+		if n := e.attachedIn(ctx, targets); n > 0 {
 			return fmt.Errorf("%d ServiceAccounts still name the pull secret", n)
 		}
 		return e.checkMirrors(ctx, source, sets.New[string]())
@@ -103,12 +103,12 @@ func (e *env) createPullSecretSource(key types.NamespacedName, targets string) {
 
 // attachedIn counts the default ServiceAccounts of namespaces that name the pull secret
 // "registry", as whisperer added it.
-func (e *env) attachedIn(namespaces []string) int {
+func (e *env) attachedIn(ctx context.Context, namespaces []string) int {
 	e.t.Helper()
 	n := 0
 	for _, ns := range namespaces {
 		sa := &corev1.ServiceAccount{}
-		if err := e.admin.Get(e.t.Context(), client.ObjectKey{Namespace: ns, Name: "default"}, sa); err != nil {
+		if err := e.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "default"}, sa); err != nil {
 			e.t.Fatal(err)
 		}
 		named := slices.ContainsFunc(sa.ImagePullSecrets, func(r corev1.LocalObjectReference) bool { return r.Name == "registry" })
