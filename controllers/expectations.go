@@ -42,6 +42,14 @@ type expectation struct {
 	gone   bool
 }
 
+// metBy reports whether obj, as the cache now shows it, shows the write; gone as for observe.
+func (x expectation) metBy(obj metav1.Object, gone bool) bool {
+	if x.gone {
+		return gone || obj.GetDeletionTimestamp() != nil
+	}
+	return !gone && obj.GetResourceVersion() != x.before
+}
+
 func newExpectations() *expectations {
 	return &expectations{pending: map[types.NamespacedName]*pendingWrites{}}
 }
@@ -85,8 +93,7 @@ func (e *expectations) observe(obj metav1.Object, gone bool) (satisfied, release
 	if !ok {
 		return false, false
 	}
-	deleted := gone || obj.GetDeletionTimestamp() != nil
-	if !(x.gone && deleted || !x.gone && !gone && obj.GetResourceVersion() != x.before) {
+	if !x.metBy(obj, gone) {
 		return false, false
 	}
 	deferred := p.deferred

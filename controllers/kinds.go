@@ -160,7 +160,7 @@ func (d *digester) part(p []byte) {
 
 func (d *digester) length(n int) {
 	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(n))
+	binary.BigEndian.PutUint64(b[:], uint64(n)) //nolint:gosec // G115: n is a length or a count, never negative
 	d.h.Write(b[:])
 }
 

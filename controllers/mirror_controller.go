@@ -69,7 +69,8 @@ type MirrorReconciler struct {
 func (r *MirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, err error) {
 	ctx, span := r.tracer.Start(ctx, "Reconcile", trace.WithAttributes(attrKind.String(string(r.Kind.kind())),
 		attrSourceNamespace.String(req.Namespace), attrSourceName.String(req.Name)))
-	defer func() { endSpan(span, err) }()
+	defer span.End()
+	defer func() { recordError(span, err) }()
 	ctx = withTraceIDs(ctx, span)
 
 	key := req.NamespacedName
@@ -251,16 +252,15 @@ func (r *MirrorReconciler) record(ctx context.Context, state mirror.State, plan 
 	r.events.warn(ctx, source, ReasonInvalidMetadata, describeInvalidMetadata(plan.Copied.Invalid))
 }
 
-// endSpan records err, if any, on span and ends it.
-func endSpan(span trace.Span, err error) {
+// recordError records err, if any, on span.
+func recordError(span trace.Span, err error) {
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 	}
-	span.End()
 }
 
 // jitter spreads the requeues of many sources over time, between d and 1.5 d.
 func jitter(d time.Duration) time.Duration {
-	return d + rand.N(d/2)
+	return d + rand.N(d/2) //nolint:gosec // G404: spreads requeues over time; nobody gains by guessing it
 }

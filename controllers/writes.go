@@ -240,13 +240,14 @@ func (r *MirrorReconciler) liveSource(ctx context.Context, planned *mirror.Sourc
 // writeTraced is writeOne in a span of its own.
 func (r *MirrorReconciler) writeTraced(ctx context.Context, w *writing, action mirror.Action) (res writeResult, err error) {
 	ctx, span := r.tracer.Start(ctx, "WriteMirror", trace.WithAttributes(attrTargetNamespace.String(action.Namespace)))
+	defer span.End()
 	defer func() {
 		kind := string(action.Kind)
 		if res == conflict {
 			kind = "skip-conflict"
 		}
 		span.SetAttributes(attrAction.String(kind), attrResult.String(string(res)))
-		endSpan(span, err)
+		recordError(span, err)
 	}()
 	return r.writeOne(ctx, w, action)
 }

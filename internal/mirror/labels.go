@@ -36,7 +36,7 @@ const (
 	AnnotationServiceAccounts = "secret-syncer.jeffl.es/service-accounts"
 	// AnnotationImagePullSecrets on a ServiceAccount lists, comma-separated, the imagePullSecrets
 	// entries whisperer added, so that it removes only those.
-	AnnotationImagePullSecrets = "secret-syncer.jeffl.es/image-pull-secrets"
+	AnnotationImagePullSecrets = "secret-syncer.jeffl.es/image-pull-secrets" //nolint:gosec // G101: an annotation's name, not a credential
 	// LabelIgnore on a namespace opts it out: with the value "true", whisperer mirrors nothing
 	// into it, whatever a source asks, and removes its mirrors there.
 	LabelIgnore = "secret-syncer.jeffl.es/ignore"

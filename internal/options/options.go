@@ -77,7 +77,8 @@ func Parse(args []string, lookupEnv func(string) (string, bool), out io.Writer) 
 	o.register(fs)
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " [" + strings.Join(envNames(f.Name), ", ") + "]" })
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage of whisperer:\n\nEvery flag can also be set by the environment variable in brackets, "+
+		// Like fs.PrintDefaults below, a usage message has no one to report a failed write to.
+		_, _ = fmt.Fprintf(fs.Output(), "Usage of whisperer:\n\nEvery flag can also be set by the environment variable in brackets, "+
 			"used when the flag is not given.\n\n")
 		fs.PrintDefaults()
 	}
