@@ -6,7 +6,9 @@ package auditlog
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +25,7 @@ func APIServerFlags(dir string, groups ...string) (flags map[string]string, logP
 	policy := "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [\"RequestReceived\"]\nrules:\n" +
 		"- level: Metadata\n  userGroups: [" + strings.Join(quoted, ", ") + "]\n- level: None\n"
 	policyPath, logPath := filepath.Join(dir, "audit-policy.yaml"), filepath.Join(dir, "audit.log")
-	if err := os.WriteFile(policyPath, []byte(policy), 0o644); err != nil {
+	if err := os.WriteFile(policyPath, []byte(policy), 0o600); err != nil {
 		return nil, "", err
 	}
 	return map[string]string{
@@ -112,9 +114,13 @@ func Read(path string, keep func(Event) bool) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	out, err := read(f, keep)
+	return out, errors.Join(err, f.Close())
+}
+
+func read(r io.Reader, keep func(Event) bool) ([]Event, error) {
 	var out []Event
-	scanner := bufio.NewScanner(f)
+	scanner := bufio.NewScanner(r)
 	scanner.Buffer(make([]byte, 1<<20), 1<<24)
 	for scanner.Scan() {
 		var e Event

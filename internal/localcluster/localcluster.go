@@ -127,6 +127,7 @@ func (c *Cluster) startControllerManager(assets string, opts Options) error {
 	if len(controllers) == 0 {
 		controllers = DefaultControllers
 	}
+	//nolint:noctx // Stop ends it with SIGTERM, in order after the operator; a context would kill it
 	cmd := exec.Command(filepath.Join(assets, "kube-controller-manager"),
 		"--kubeconfig="+kubeconfig,
 		"--controllers="+strings.Join(controllers, ","),
