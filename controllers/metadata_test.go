@@ -127,8 +127,7 @@ func TestDenyListWinsOverStar(t *testing.T) {
 		startOperator(t, withPolicy(mirror.Policy{DeniedMetadata: mirror.ParseKeys("example.com/*")}))
 		source := k.newSource(ns[0], "repo-creds", ns[1])
 		copying(source, "*", "*",
-			map[string]string{
-				"argocd.argoproj.io/secret-type": "repo-creds", "app.kubernetes.io/instance": "platform",
+			map[string]string{"argocd.argoproj.io/secret-type": "repo-creds", "app.kubernetes.io/instance": "platform",
 				"app.kubernetes.io/managed-by": "Helm", "example.com/owner": "team-a", "team": "a",
 			},
 			map[string]string{
@@ -137,8 +136,7 @@ func TestDenyListWinsOverStar(t *testing.T) {
 			})
 		create(t, source)
 		waitForMirrorMetadata(t, source, []string{ns[1]},
-			map[string]string{
-				"argocd.argoproj.io/secret-type": "repo-creds", "team": "a",
+			map[string]string{"argocd.argoproj.io/secret-type": "repo-creds", "team": "a",
 				"app.kubernetes.io/instance": "", "app.kubernetes.io/managed-by": "", "example.com/owner": "",
 				mirror.LabelSync: "",
 			},

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -183,7 +184,7 @@ func TestMetricsAfterTheSeedFlows(t *testing.T) {
 	startOperator(t, withMetricsAt(addr), withPolicy(mirror.Policy{ExcludedNamespaces: mirror.Patterns{ns[4]}}))
 	var before map[string]float64
 	eventually(t, "metrics endpoint up", func() (err error) {
-		before, err = scrape(addr)
+		before, err = scrape(t.Context(), addr)
 		return err
 	})
 
@@ -195,7 +196,7 @@ func TestMetricsAfterTheSeedFlows(t *testing.T) {
 	waitForEvent(t, source, ReasonConflict)
 	waitForEvent(t, token, ReasonRefused)
 	eventually(t, "gauges after the flows", func() error {
-		return expectMetrics(addr, before, map[string]float64{
+		return expectMetrics(t.Context(), addr, before, map[string]float64{
 			`whisperer_sources{kind="Secret",state="active"}`:                       1,
 			`whisperer_sources{kind="Secret",state="refused"}`:                      1,
 			`whisperer_mirrors{kind="Secret",state="in_sync"}`:                      2,
@@ -213,7 +214,7 @@ func TestMetricsAfterTheSeedFlows(t *testing.T) {
 	// count the conflict's end at once, not at the full reconcile that comes fullAfterScoped later.
 	deleteObject(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "measured", Namespace: ns[3]}})
 	eventuallyWithin(t, fullAfterScoped/3, "gauges after the conflict ends", func() error {
-		return expectMetrics(addr, before, map[string]float64{
+		return expectMetrics(t.Context(), addr, before, map[string]float64{
 			`whisperer_mirrors{kind="Secret",state="in_sync"}`:  3,
 			`whisperer_mirrors{kind="Secret",state="conflict"}`: 0,
 		})
@@ -221,7 +222,7 @@ func TestMetricsAfterTheSeedFlows(t *testing.T) {
 
 	deleteObject(t, source)
 	eventually(t, "gauges after the source is deleted", func() error {
-		return expectMetrics(addr, before, map[string]float64{
+		return expectMetrics(t.Context(), addr, before, map[string]float64{
 			`whisperer_sources{kind="Secret",state="active"}`:                       0,
 			`whisperer_mirrors{kind="Secret",state="in_sync"}`:                      0,
 			`whisperer_mirrors{kind="Secret",state="conflict"}`:                     0,
@@ -232,8 +233,8 @@ func TestMetricsAfterTheSeedFlows(t *testing.T) {
 
 // expectMetrics scrapes addr and compares the samples with want; a key starting with "Δ " is
 // compared as the change since before.
-func expectMetrics(addr string, before map[string]float64, want map[string]float64) error {
-	now, err := scrape(addr)
+func expectMetrics(ctx context.Context, addr string, before map[string]float64, want map[string]float64) error {
+	now, err := scrape(ctx, addr)
 	if err != nil {
 		return err
 	}
@@ -255,8 +256,15 @@ func expectMetrics(addr string, before map[string]float64, want map[string]float
 }
 
 // scrape reads the metrics endpoint into "name{label=value,...}" → value, for whisperer's metrics.
-func scrape(addr string) (map[string]float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
+// It gives up after 10 seconds, so that the eventually that calls it tries again.
+func scrape(ctx context.Context, addr string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -288,10 +296,14 @@ func sampleKey(name string, m *dto.Metric) string {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }

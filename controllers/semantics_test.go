@@ -526,8 +526,11 @@ func TestTerminatingNamespaceCausesNoErrorsAndNoWrites(t *testing.T) {
 		deleteObject(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns[2]}})
 		eventually(t, "namespace terminating", func() error {
 			n := &corev1.Namespace{}
-			if err := k8s.Get(context.Background(), client.ObjectKey{Name: ns[2]}, n); err != nil || n.Status.Phase != corev1.NamespaceTerminating {
-				return fmt.Errorf("phase %s, err %v", n.Status.Phase, err)
+			if err := k8s.Get(context.Background(), client.ObjectKey{Name: ns[2]}, n); err != nil {
+				return err
+			}
+			if n.Status.Phase != corev1.NamespaceTerminating {
+				return fmt.Errorf("phase %s", n.Status.Phase)
 			}
 			return nil
 		})

@@ -96,12 +96,6 @@ type operatorSetup struct {
 	kinds      []Kind
 }
 
-// withoutServiceAccounts makes the operator attach nothing to ServiceAccounts, as --resources
-// without serviceaccounts does.
-func withoutServiceAccounts() operatorOption {
-	return func(s *operatorSetup) { s.reconciler.AttachServiceAccounts = false }
-}
-
 // operatorOption changes how a test operator is set up.
 type operatorOption func(*operatorSetup)
 
@@ -189,7 +183,7 @@ func startOperator(t *testing.T, opts ...operatorOption) *operator {
 // names returns one namespace name per base name, unique to this test run, so that tests do not
 // see each other's mirrors.
 func names(bases ...string) []string {
-	suffix := fmt.Sprintf("%04x", rand.N(1<<16))
+	suffix := fmt.Sprintf("%04x", rand.N(1<<16)) //nolint:gosec // G404: keeps test runs apart; nobody gains by guessing it
 	out := make([]string, len(bases))
 	for i, base := range bases {
 		out[i] = base + "-" + suffix
@@ -262,7 +256,7 @@ func reconcileSpans(want map[attribute.Key]string) []sdktrace.ReadOnlySpan {
 		}
 		got := map[attribute.Key]string{}
 		for _, kv := range span.Attributes() {
-			got[kv.Key] = kv.Value.Emit()
+			got[kv.Key] = kv.Value.String()
 		}
 		matches := true
 		for k, v := range want {

@@ -472,7 +472,8 @@ func kubeconfig(t *testing.T, cluster *clientcmdapi.Cluster, user *clientcmdapi.
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
