@@ -37,7 +37,7 @@ type Rules struct {
 
 // Load reads the PrometheusRule in path and loads its groups as Prometheus loads a rule file,
 // evaluated with engine over st, whose ALERTS series they also write there.
-func Load(ctx context.Context, path string, st storage.Storage, engine *promql.Engine) (*Rules, error) {
+func Load(ctx context.Context, path string, st storage.Storage, engine *promql.Engine) (_ *Rules, err error) {
 	content, err := RuleFile(path)
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func Load(ctx context.Context, path string, st storage.Storage, engine *promql.E
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
 	file := filepath.Join(dir, "alerts.yaml")
 	if err := os.WriteFile(file, content, 0o600); err != nil {
 		return nil, err
