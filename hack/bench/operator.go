@@ -27,8 +27,8 @@ type operator struct {
 	anon        anonPeak
 }
 
-func startOperator(binary, kubeconfig, logPath string, extraArgs []string) (*operator, error) {
-	metricsAddr, err := freeLoopbackAddr()
+func startOperator(ctx context.Context, binary, kubeconfig, logPath string, extraArgs []string) (*operator, error) {
+	metricsAddr, err := freeLoopbackAddr(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -150,8 +150,9 @@ func (o *operator) waitIdle(ctx context.Context, before float64, quiet time.Dura
 	}
 }
 
-func freeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freeLoopbackAddr(ctx context.Context) (string, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}

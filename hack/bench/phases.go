@@ -74,7 +74,7 @@ func (r *run) execute(ctx context.Context) (err error) {
 		return err
 	}
 	defer r.mirrors.close()
-	if r.op, err = startOperator(r.binary, cluster.kubeconfig, filepath.Join(dir, "whisperer.log"), r.operatorArgs); err != nil {
+	if r.op, err = startOperator(ctx, r.binary, cluster.kubeconfig, filepath.Join(dir, "whisperer.log"), r.operatorArgs); err != nil {
 		return err
 	}
 	defer func() { r.op.stop() }()
@@ -257,10 +257,10 @@ func (r *run) touchSource(ctx context.Context) (time.Duration, time.Duration, er
 
 // restartOperator stops the operator and starts a new one on the converged cluster; its time is
 // until the new one's workers run.
-func (r *run) restartOperator(context.Context) (time.Duration, time.Duration, error) {
+func (r *run) restartOperator(ctx context.Context) (time.Duration, time.Duration, error) {
 	r.op.stop()
 	start := time.Now()
-	op, err := startOperator(r.binary, r.cluster.kubeconfig, r.op.logPath, r.operatorArgs)
+	op, err := startOperator(ctx, r.binary, r.cluster.kubeconfig, r.op.logPath, r.operatorArgs)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -56,13 +57,13 @@ type trackingSample struct {
 	sent, received           int64
 }
 
-func compareTracking(ctx context.Context, s settings, n int) error {
+func compareTracking(ctx context.Context, s settings, n int) (err error) {
 	dir := filepath.Join(s.workDir, fmt.Sprintf("tracking-n%d", n))
 	cluster, err := startCluster(s.assets, dir)
 	if err != nil {
 		return err
 	}
-	defer cluster.stop()
+	defer func() { err = errors.Join(err, cluster.stop()) }()
 	r := &run{settings: s, n: n, cluster: cluster}
 	namespaces := namespaceNames(targetPrefix, n)
 	if err := r.createNamespaces(ctx, namespaces); err != nil {
@@ -158,7 +159,9 @@ func compareTracking(ctx context.Context, s settings, n int) error {
 			}
 		}
 	}
-	printTracking(n, s.rounds, ways, phases, samples)
+	if err := printTracking(n, s.rounds, ways, phases, samples); err != nil {
+		return err
+	}
 	fmt.Println("\nOne mirror as stored, in JSON:")
 	for _, size := range sizes {
 		fmt.Println("  " + size)
@@ -286,22 +289,25 @@ func storedSize(ctx context.Context, c rest.Interface, namespace, name string) (
 func printTracking(n, rounds int, ways []trackingWay, phases []struct {
 	name   string
 	copied map[string]string
-}, samples map[string][]trackingSample) {
+}, samples map[string][]trackingSample) error {
 	fmt.Printf("\nTracking copied labels, N=%d mirrors, medians of %d rounds\n", n, rounds)
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "way\tphase\ttime (s)\tapiserver CPU (s)\tetcd CPU (s)\tsent (KiB)\treceived (KiB)\t")
+	table := []string{"way\tphase\ttime (s)\tapiserver CPU (s)\tetcd CPU (s)\tsent (KiB)\treceived (KiB)\t\n"}
 	for _, way := range ways {
 		for _, phase := range phases {
 			got := samples[way.name+"\x00"+phase.name]
-			fmt.Fprintf(w, "%s\t%s\t%.3f\t%.2f\t%.2f\t%.0f\t%.0f\t\n", way.name, phase.name,
+			table = append(table, fmt.Sprintf("%s\t%s\t%.3f\t%.2f\t%.2f\t%.0f\t%.0f\t\n", way.name, phase.name,
 				median(mapped(got, func(s trackingSample) float64 { return s.seconds })),
 				median(mapped(got, func(s trackingSample) float64 { return s.apiServer })),
 				median(mapped(got, func(s trackingSample) float64 { return s.etcd })),
 				median(mapped(got, func(s trackingSample) float64 { return float64(s.sent) / 1024 })),
-				median(mapped(got, func(s trackingSample) float64 { return float64(s.received) / 1024 })))
+				median(mapped(got, func(s trackingSample) float64 { return float64(s.received) / 1024 }))))
 		}
 	}
-	w.Flush()
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if _, err := io.WriteString(w, strings.Join(table, "")); err != nil {
+		return err
+	}
+	return w.Flush()
 }
 
 // byteCounter counts the bytes of request and response bodies through a client.
