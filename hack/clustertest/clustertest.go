@@ -58,7 +58,7 @@ func EnvFromEnviron() (Env, error) {
 	if e.ControlPlaneDir = os.Getenv("KUBEBUILDER_ASSETS"); e.ControlPlaneDir == "" {
 		e.ControlPlaneDir = e.Bin("k8s")
 	}
-	return e, os.MkdirAll(e.WorkDir, 0o755)
+	return e, os.MkdirAll(e.WorkDir, 0o750)
 }
 
 // Bin is the path of a file under BinDir.

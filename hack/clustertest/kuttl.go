@@ -28,7 +28,9 @@ func (e Env) RunKuttl(t *testing.T, ctx context.Context, operator *Process, serv
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	logPath := filepath.Join(e.WorkDir, "kuttl.log")
-	_ = os.WriteFile(logPath, out.Bytes(), 0o644)
+	if err := os.WriteFile(logPath, out.Bytes(), 0o600); err != nil {
+		t.Errorf("kuttl's log: %v", err)
+	}
 	for _, line := range strings.Split(out.String(), "\n") {
 		if strings.Contains(line, "--- PASS") || strings.Contains(line, "--- FAIL") || strings.HasPrefix(line, "PASS") || strings.HasPrefix(line, "FAIL") {
 			t.Log(strings.TrimSpace(line))

@@ -35,7 +35,7 @@ func (e Env) StartNodeLayer(t *testing.T, ctx context.Context, c client.Client) 
 	stages := filepath.Join(e.WorkDir, "kwok-stages.yaml")
 	content := strings.Join([]string{nodefast.DefaultNodeInit, nodeheartbeat.DefaultNodeHeartbeat,
 		podfast.DefaultPodReady, podfast.DefaultPodComplete, podfast.DefaultPodDelete}, "\n---\n")
-	if err := os.WriteFile(stages, []byte(content), 0o644); err != nil {
+	if err := os.WriteFile(stages, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e.Start(t, "kwok", nil, e.Bin("kwok"), "--kubeconfig="+e.Kubeconfig, "--config="+stages,

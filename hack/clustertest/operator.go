@@ -40,7 +40,7 @@ type Operator struct {
 // install granted o.ServiceAccount.
 func (e Env) StartOperator(t *testing.T, ctx context.Context, c client.Client, o Operator) *Process {
 	t.Helper()
-	kubeconfig := e.TokenKubeconfig(t, o.Namespace, o.ServiceAccount)
+	kubeconfig := e.TokenKubeconfig(t, ctx, o.Namespace, o.ServiceAccount)
 	started := time.Now().Add(-time.Second)
 	p := e.start(t, operatorName, o.Env, append([]string{e.Bin("whisperer"), "--kubeconfig=" + kubeconfig}, o.Args...)...)
 	WaitFor(t, ctx, "whisperer is ready", func(ctx context.Context) (bool, string, error) {
@@ -66,9 +66,9 @@ func (e Env) StartOperator(t *testing.T, ctx context.Context, c client.Client, o
 }
 
 // CreateToken returns a token of a ServiceAccount, as README tells: kubectl create token.
-func (e Env) CreateToken(t *testing.T, namespace, name string) string {
+func (e Env) CreateToken(t *testing.T, ctx context.Context, namespace, name string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(e.ControlPlaneDir, "kubectl"), "create", "token", name, "-n", namespace, "--duration=1h")
+	cmd := exec.CommandContext(ctx, filepath.Join(e.ControlPlaneDir, "kubectl"), "create", "token", name, "-n", namespace, "--duration=1h")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+e.Kubeconfig)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -81,7 +81,7 @@ func (e Env) CreateToken(t *testing.T, namespace, name string) string {
 
 // TokenKubeconfig writes a kubeconfig that reaches the cluster as the ServiceAccount, and
 // nothing else: the admin kubeconfig's server and CA, and a token of the ServiceAccount.
-func (e Env) TokenKubeconfig(t *testing.T, namespace, name string) string {
+func (e Env) TokenKubeconfig(t *testing.T, ctx context.Context, namespace, name string) string {
 	t.Helper()
 	admin, err := clientcmd.LoadFromFile(e.Kubeconfig)
 	if err != nil {
@@ -90,7 +90,7 @@ func (e Env) TokenKubeconfig(t *testing.T, namespace, name string) string {
 	cluster := admin.Clusters[admin.Contexts[admin.CurrentContext].Cluster]
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: cluster.Server, CertificateAuthorityData: cluster.CertificateAuthorityData}
-	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: e.CreateToken(t, namespace, name)}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: e.CreateToken(t, ctx, namespace, name)}
 	cfg.Contexts["default"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: name, Namespace: namespace}
 	cfg.CurrentContext = "default"
 	path := filepath.Join(e.WorkDir, name+".kubeconfig")

@@ -67,7 +67,7 @@ func CheckPermissions(t *testing.T, ctx context.Context, c client.Client, namesp
 func (e Env) CheckLeaseRequests(t *testing.T, ctx context.Context, c client.Client, namespace, serviceAccount string) {
 	t.Helper()
 	cfg := rest.AnonymousClientConfig(e.RESTConfig(t))
-	cfg.BearerToken = e.CreateToken(t, namespace, serviceAccount)
+	cfg.BearerToken = e.CreateToken(t, ctx, namespace, serviceAccount)
 	operator, err := client.New(cfg, client.Options{Scheme: c.Scheme()})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -35,23 +36,21 @@ func (e Env) Start(t *testing.T, name string, env []string, args ...string) *Pro
 func (e Env) start(t *testing.T, name string, env []string, args ...string) *Process {
 	t.Helper()
 	logPath := filepath.Join(e.WorkDir, name+".log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(args[0], args[1:]...)
+	cmd := exec.Command(args[0], args[1:]...) //nolint:noctx // Stop ends it with SIGTERM, in the reverse order of the starts; a context would kill it
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("starting %s: %v", name, err)
+		t.Fatalf("starting %s: %v", name, errors.Join(err, logFile.Close()))
 	}
 	life, exited := context.WithCancel(context.Background())
 	p := &Process{Name: name, Log: logPath, cmd: cmd, life: life}
 	go func() {
 		_ = cmd.Wait()
-		logFile.Close()
 		exited()
 	}()
 	t.Logf("started %s (pid %d), log %s", name, cmd.Process.Pid, logPath)
@@ -60,6 +59,10 @@ func (e Env) start(t *testing.T, name string, env []string, args ...string) *Pro
 			t.Error(err)
 		}
 	})
+	// The process has its own descriptor of the log: this one is not needed any more.
+	if err := logFile.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 

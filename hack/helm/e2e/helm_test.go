@@ -64,7 +64,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	if err != nil {
-		os.Stderr.WriteString(err.Error() + "\n")
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	os.Exit(m.Run())
@@ -177,7 +177,11 @@ func helmConfiguration(t *testing.T) *action.Configuration {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { logFile.Close() })
+	t.Cleanup(func() {
+		if err := logFile.Close(); err != nil {
+			t.Errorf("Helm's log: %v", err)
+		}
+	})
 	getter := genericclioptions.NewConfigFlags(false)
 	ns := namespace
 	getter.KubeConfig, getter.Namespace = &env.Kubeconfig, &ns
