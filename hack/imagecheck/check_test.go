@@ -20,7 +20,7 @@ var (
 // project's Dockerfile would.
 func testToolchain(t *testing.T) toolchain {
 	t.Helper()
-	findGo.Do(func() { localGo, localGoErr = findToolchain() })
+	findGo.Do(func() { localGo, localGoErr = findToolchain(context.Background()) })
 	if localGoErr != nil {
 		t.Fatalf("the local Go: %v", localGoErr)
 	}
@@ -40,10 +40,10 @@ func writeTree(t *testing.T, files map[string]string) string {
 	golang := golangTagFor(testToolchain(t))
 	for name, content := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, []byte(strings.ReplaceAll(content, "{{GOLANG}}", golang)), 0o644); err != nil {
+		if err := os.WriteFile(p, []byte(strings.ReplaceAll(content, "{{GOLANG}}", golang)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -216,7 +216,7 @@ func TestDockerfileIgnoreFileWins(t *testing.T) {
 		t.Fatalf("with .dockerignore only: got %v, want bundle/manifests excluded", err)
 	}
 
-	if err := os.WriteFile(filepath.Join(dir, "bundle.Dockerfile.dockerignore"), []byte("*\n!bundle/manifests/\n!bundle/metadata/\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "bundle.Dockerfile.dockerignore"), []byte("*\n!bundle/manifests/\n!bundle/metadata/\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	log, err := runCheck(t, dir, "bundle.Dockerfile")

@@ -61,13 +61,12 @@ func assembleContext(ctx context.Context, contextDir, dockerfile, dst string) (*
 			return nil, err
 		}
 		excludes, err = ignorefile.ReadAll(f)
-		f.Close()
-		if err != nil {
+		if err := errors.Join(err, f.Close()); err != nil {
 			return nil, fmt.Errorf("reading %s: %w", name, err)
 		}
 		bc.ignoreFile = name
 	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
+	if err := os.MkdirAll(dst, 0o750); err != nil {
 		return nil, err
 	}
 	err = fsutil.WalkDir(ctx, contextDir, &fsutil.FilterOpt{ExcludePatterns: excludes}, func(rel string, d fs.DirEntry, err error) error {
@@ -98,7 +97,7 @@ func materialize(src, dst string, d fs.DirEntry) error {
 	}
 	switch {
 	case info.IsDir():
-		return os.MkdirAll(dst, 0o755)
+		return os.MkdirAll(dst, 0o750)
 	case info.Mode()&fs.ModeSymlink != 0:
 		target, err := os.Readlink(src)
 		if err != nil {
@@ -106,21 +105,22 @@ func materialize(src, dst string, d fs.DirEntry) error {
 		}
 		return os.Symlink(target, dst)
 	case info.Mode().IsRegular():
-		in, err := os.Open(src)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, info.Mode().Perm())
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
+		return copyFile(src, dst, info.Mode().Perm())
 	default:
 		return nil // sockets, devices: nothing a build copies
 	}
+}
+
+// copyFile copies the regular file src to the new file dst, with mode perm.
+func copyFile(src, dst string, perm fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return errors.Join(err, in.Close())
+	}
+	_, err = io.Copy(out, in)
+	return errors.Join(err, out.Close(), in.Close())
 }

@@ -147,6 +147,7 @@ func (s *stage) vars() *vars { return s.args.merge(s.env) }
 // replay is one Dockerfile's build, replayed.
 type replay struct {
 	o      options
+	log    *logger
 	bc     *buildContext
 	tmp    string
 	lex    *shell.Lex
@@ -155,14 +156,31 @@ type replay struct {
 	stages []*stage
 }
 
+// logger writes check's progress and warnings to w, and keeps the first write that failed, which
+// check reports: a check whose log was lost must not pass for one that had nothing to say.
+type logger struct {
+	w   io.Writer
+	err error
+}
+
+func (l *logger) printf(format string, args ...any) {
+	if l.err != nil {
+		return
+	}
+	if _, err := fmt.Fprintf(l.w, format, args...); err != nil {
+		l.err = fmt.Errorf("writing the log: %w", err)
+	}
+}
+
 // check replays the build of o.dockerfile from o.contextDir as far as it can be replayed without
 // Docker, and returns where and why docker build would fail.
-func check(ctx context.Context, o options) error {
+func check(ctx context.Context, o options) (err error) {
+	log := &logger{w: o.log}
 	tmp, err := os.MkdirTemp("", "imagecheck-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { err = errors.Join(err, log.err, os.RemoveAll(tmp)) }()
 
 	bc, err := assembleContext(ctx, o.contextDir, o.dockerfile, filepath.Join(tmp, "context"))
 	if err != nil {
@@ -172,10 +190,10 @@ func check(ctx context.Context, o options) error {
 	if bc.ignoreFile != "" {
 		from = "filtered by " + bc.ignoreFile
 	}
-	fmt.Fprintf(o.log, "%s: build context %s: %d files, %s\n", o.dockerfile, o.contextDir, len(bc.files), from)
+	log.printf("%s: build context %s: %d files, %s\n", o.dockerfile, o.contextDir, len(bc.files), from)
 	if o.list {
 		for _, f := range bc.files {
-			fmt.Fprintf(o.log, "  %s\n", f)
+			log.printf("  %s\n", f)
 		}
 	}
 
@@ -188,10 +206,10 @@ func check(ctx context.Context, o options) error {
 		return fmt.Errorf("%s: %w", o.dockerfile, err)
 	}
 	for _, w := range parsed.Warnings {
-		fmt.Fprintf(o.log, "%s: warning: %s\n", location(o.dockerfile, locationOf(w.Location)), w.Short)
+		log.printf("%s: warning: %s\n", location(o.dockerfile, locationOf(w.Location)), w.Short)
 	}
 	lint := linter.New(&linter.Config{Warn: func(rule, _, _, msg string, loc []parser.Range) {
-		fmt.Fprintf(o.log, "%s: warning: %s: %s\n", location(o.dockerfile, loc), rule, msg)
+		log.printf("%s: warning: %s: %s\n", location(o.dockerfile, loc), rule, msg)
 	}})
 	defs, metaArgs, err := instructions.Parse(parsed.AST, lint)
 	if err != nil {
@@ -200,7 +218,7 @@ func check(ctx context.Context, o options) error {
 	if len(defs) == 0 {
 		return fmt.Errorf("%s: no build stage", o.dockerfile)
 	}
-	r := &replay{o: o, bc: bc, tmp: tmp, lex: shell.NewLex(parsed.EscapeToken), defs: defs}
+	r := &replay{o: o, log: log, bc: bc, tmp: tmp, lex: shell.NewLex(parsed.EscapeToken), defs: defs}
 	if err := r.setMeta(metaArgs); err != nil {
 		return err
 	}
@@ -320,7 +338,7 @@ func (r *replay) needed(i int, seen map[int]bool) map[int]bool {
 
 func (r *replay) replayStage(ctx context.Context, st *stage) error {
 	st.root = filepath.Join(r.tmp, "stage-"+strconv.Itoa(st.index))
-	if err := os.MkdirAll(st.root, 0o755); err != nil {
+	if err := os.MkdirAll(st.root, 0o750); err != nil {
 		return err
 	}
 	kind := "replayed"
@@ -342,7 +360,7 @@ func (r *replay) replayStage(ctx context.Context, st *stage) error {
 	case st.image != "":
 		kind = "its image's files are not available here: only what it copies is checked"
 	}
-	fmt.Fprintf(r.o.log, "  stage %s (FROM %s, %s): %s\n", st, st.base, st.platform, kind)
+	r.log.printf("  stage %s (FROM %s, %s): %s\n", st, st.base, st.platform, kind)
 
 	for _, cmd := range st.def.Commands {
 		if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
@@ -380,12 +398,12 @@ func (r *replay) dispatch(ctx context.Context, st *stage, cmd instructions.Comma
 			return err
 		}
 		st.workdir = wd
-		return os.MkdirAll(filepath.Join(st.root, filepath.FromSlash(wd)), 0o755)
+		return os.MkdirAll(filepath.Join(st.root, filepath.FromSlash(wd)), 0o750)
 	case *instructions.CopyCommand:
-		fmt.Fprintf(r.o.log, "    %s\n", c)
+		r.log.printf("    %s\n", c)
 		return r.copy(ctx, st, c)
 	case *instructions.RunCommand:
-		fmt.Fprintf(r.o.log, "    %s\n", c)
+		r.log.printf("    %s\n", c)
 		return r.runCommand(ctx, st, c)
 	case *instructions.LabelCommand, *instructions.UserCommand, *instructions.EntrypointCommand,
 		*instructions.CmdCommand, *instructions.ExposeCommand, *instructions.VolumeCommand,

@@ -40,22 +40,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "imagecheck:", err)
 		os.Exit(2)
 	}
-	tc, err := findToolchain()
+	ctx := context.Background()
+	tc, err := findToolchain(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "imagecheck: the local Go:", err)
 		os.Exit(1)
 	}
 	failed := false
 	for _, dockerfile := range flag.Args() {
-		err := check(context.Background(), options{
+		err := check(ctx, options{
 			contextDir: *contextDir, dockerfile: dockerfile, platform: p, toolchain: tc, log: os.Stdout, list: *list,
 		})
 		if err != nil {
-			fmt.Fprintf(os.Stdout, "FAIL %s: docker build would fail:\n%v\n", dockerfile, err)
+			fmt.Printf("FAIL %s: docker build would fail:\n%v\n", dockerfile, err)
 			failed = true
 			continue
 		}
-		fmt.Fprintf(os.Stdout, "ok   %s\n", dockerfile)
+		fmt.Printf("ok   %s\n", dockerfile)
 	}
 	if failed {
 		os.Exit(1)

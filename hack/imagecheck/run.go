@@ -32,12 +32,12 @@ type toolchain struct {
 // nothing twice. Nothing else of this machine's Go configuration reaches the command.
 var toolchainSettings = []string{"GOPATH", "GOMODCACHE", "GOCACHE", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GONOPROXY", "GOINSECURE"}
 
-func findToolchain() (toolchain, error) {
+func findToolchain(ctx context.Context) (toolchain, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return toolchain{}, err
 	}
-	out, err := exec.Command(goBin, append([]string{"env", "-json", "GOROOT", "GOVERSION"}, toolchainSettings...)...).Output()
+	out, err := exec.CommandContext(ctx, goBin, append([]string{"env", "-json", "GOROOT", "GOVERSION"}, toolchainSettings...)...).Output()
 	if err != nil {
 		return toolchain{}, fmt.Errorf("go env: %w", err)
 	}
@@ -172,7 +172,7 @@ func (r *replay) runCommand(ctx context.Context, st *stage, c *instructions.RunC
 func (r *replay) shell(ctx context.Context, st *stage, env *vars, script string) error {
 	f, err := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(strings.NewReader(script), "")
 	if err != nil {
-		return fmt.Errorf("parsing it as sh: %v", err)
+		return fmt.Errorf("parsing it as sh: %w", err)
 	}
 	for _, s := range f.Stmts {
 		if err := supported(s); err != nil {
@@ -203,13 +203,13 @@ func (r *replay) stmt(ctx context.Context, st *stage, env *vars, s *syntax.Stmt)
 		for _, a := range c.Assigns {
 			val, err := expand.Literal(cfg, a.Value)
 			if err != nil {
-				return fmt.Errorf("expanding %s: %v", a.Name.Value, err)
+				return fmt.Errorf("expanding %s: %w", a.Name.Value, err)
 			}
 			cmdEnv.set(a.Name.Value, val)
 		}
 		argv, err := expand.Fields(cfg, c.Args...)
 		if err != nil {
-			return fmt.Errorf("expanding the command: %v", err)
+			return fmt.Errorf("expanding the command: %w", err)
 		}
 		return r.exec(ctx, st, cmdEnv, argv)
 	}
@@ -221,7 +221,7 @@ func (r *replay) stmt(ctx context.Context, st *stage, env *vars, s *syntax.Stmt)
 func supported(s *syntax.Stmt) error {
 	const only = "only go commands, joined by && or run in sequence, are replayed here"
 	if s.Negated || s.Background || s.Coprocess || s.Disown || len(s.Redirs) > 0 {
-		return fmt.Errorf("%s: no redirections, background jobs or !", only)
+		return fmt.Errorf("%s: no !, redirections or background jobs", only)
 	}
 	switch c := s.Cmd.(type) {
 	case *syntax.BinaryCmd:
