@@ -74,7 +74,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint (.golangci.yml) on every Go module o
 	done; exit $$status
 
 .PHONY: verify
-verify: manifests image-check ## Fail if the code is not gofmt-clean, generated files (RBAC, bundle, catalog, chart) are not up to date, the chart drifts from config/, or an image would not build.
+verify: manifests image-check lint ## Fail if the code is not gofmt-clean or golangci-lint finds anything, generated files (RBAC, bundle, catalog, chart) are not up to date, the chart drifts from config/, or an image would not build.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@git diff --exit-code -- config/rbac/role.yaml || { echo "config/rbac/role.yaml is not what 'make manifests' generates: run it and commit the result"; exit 1; }
 	go vet ./...
