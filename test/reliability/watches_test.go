@@ -163,7 +163,7 @@ func TestWatchCheck(t *testing.T) {
 		watch("secrets", "fs-taken", "fieldSelector=metadata.name%21%3Dpull"),
 	}
 	path := filepath.Join(t.TempDir(), "audit.log")
-	if err := os.WriteFile(path, []byte(strings.Join(append(fine, unfiltered...), "\n")+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(strings.Join(append(fine, unfiltered...), "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	events := (&auditLog{path: path}).events(t, func(auditEvent) bool { return true })
