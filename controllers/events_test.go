@@ -68,9 +68,10 @@ func TestStandingWarningIsRecordedOnce(t *testing.T) {
 	op.stop()
 
 	before := reconcileCount(t)
-	restarted := startOperator(t, withResync(200*time.Millisecond))
+	// The source is blocked, so it is looked at again at the conflict retry interval, not the resync period.
+	restarted := startOperator(t, withConflictRetry(200*time.Millisecond))
 	edit(t, source, func(s *corev1.Secret) { s.Annotations["touched"] = "to reconcile it at once" })
-	eventually(t, "the restart, the touch and resyncs reconciled", func() error {
+	eventually(t, "the restart, the touch and retries reconciled", func() error {
 		if n := reconcileCount(t) - before; n < 4 {
 			return fmt.Errorf("%v reconciles", n)
 		}
