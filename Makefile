@@ -61,12 +61,12 @@ fmt: ## Run go fmt.
 vet: ## Run go vet.
 	go vet ./...
 
-# Another golangci-lint on the machine (another checkout's make verify) is waited for, not an error.
 # The Go modules of our own code: the operator's and those of hack/ (olm, helm, clustertest,
 # imagecheck...). hack/tools/* are not among them: each holds only a tools.go that pins a tool,
 # behind the `tools` build tag.
 LINT_MODULES = $(patsubst %/,%,$(dir $(wildcard go.mod hack/*/go.mod)))
 
+# Another golangci-lint on the machine (another checkout's make verify) is waited for, not an error.
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint (.golangci.yml) on every Go module of our own code; the first run builds it (~3 min).
 	@status=0; for module in $(LINT_MODULES); do \
