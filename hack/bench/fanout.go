@@ -6,7 +6,11 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/whisperer-operator/whisperer/internal/mirror"
+	"github.com/whisperer-operator/whisperer/internal/options"
 )
 
 const (
@@ -19,6 +23,29 @@ const (
 type fanoutGroup struct {
 	kind    kind
 	sources int
+}
+
+// excluded are the namespaces whisperer never mirrors into with its defaults, which the benchmark
+// runs it with.
+var excluded = must(mirror.ParsePatterns(options.DefaultExcludedNamespaces))
+
+// fanoutTargets returns the names of the namespaces that sources with namespaces "*" mirror into:
+// all but their own and those whisperer excludes.
+func fanoutTargets(namespaces []corev1.Namespace) []string {
+	var targets []string
+	for _, ns := range namespaces {
+		if ns.Name != fanoutNamespace && !excluded.Matches(ns.Name) {
+			targets = append(targets, ns.Name)
+		}
+	}
+	return targets
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func describeGroups(groups []fanoutGroup) string {
@@ -39,7 +66,7 @@ func (r *run) fanoutPhases(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	targets := len(namespaces.Items) - 1 // all but the sources' own
+	targets := len(fanoutTargets(namespaces.Items))
 	mirrors := make([]*observer, len(r.fanout))
 	for i, g := range r.fanout {
 		if mirrors[i], err = observe(ctx, r.cluster.watch.CoreV1().RESTClient(), g.kind, labelPrefix+"/namespace="+fanoutNamespace); err != nil {

@@ -1,0 +1,21 @@
+package main
+
+import (
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Sources with namespaces "*" mirror into every namespace but their own and the excluded ones: a
+// count that includes those waits for mirrors that never come.
+func TestFanoutTargets(t *testing.T) {
+	var namespaces []corev1.Namespace
+	for _, name := range []string{"bench-00000", "default", "fanout", "kube-node-lease", "kube-public", "kube-system", "late-00000", "source"} {
+		namespaces = append(namespaces, corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	}
+	if got, want := fanoutTargets(namespaces), []string{"bench-00000", "default", "late-00000", "source"}; !slices.Equal(got, want) {
+		t.Fatalf("fanoutTargets = %v, want %v", got, want)
+	}
+}
