@@ -109,12 +109,12 @@ func (r *run) fanoutPhases(ctx context.Context) error {
 				return all(func(g fanoutGroup, mirrors *observer) bool { return mirrors.total() == g.sources*targets })
 			})
 			return took, 0, err
-		}, created},
+		}, created, ""},
 		{fmt.Sprintf("new namespace, %s (%d namespaces)", sources, r.newNamespaces), func(ctx context.Context) (time.Duration, time.Duration, error) {
 			return r.timeNewNamespaces(ctx, fanoutPrefix, func(namespace string) bool {
 				return all(func(g fanoutGroup, mirrors *observer) bool { return mirrors.namespaceCount(namespace) == g.sources })
 			})
-		}, added},
+		}, added, ""},
 	}
 	for _, step := range steps {
 		m, err := r.measure(ctx, step)

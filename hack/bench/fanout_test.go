@@ -19,3 +19,15 @@ func TestFanoutTargets(t *testing.T) {
 		t.Fatalf("fanoutTargets = %v, want %v", got, want)
 	}
 }
+
+func TestParseKinds(t *testing.T) {
+	got, err := parseKinds("secrets, configmaps")
+	if err != nil || len(got) != 2 || got[0].name != "Secret" || got[1].name != "ConfigMap" {
+		t.Fatalf("parseKinds = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "secrets,secrets", "pods"} {
+		if _, err := parseKinds(bad); err == nil {
+			t.Errorf("parseKinds(%q) gave no error", bad)
+		}
+	}
+}

@@ -45,6 +45,21 @@ var secretKind = kind{
 	versionPatch: func(version string) string { return `{"stringData":{"` + versionKey + `":"` + version + `"}}` },
 }
 
+var configMapKind = kind{
+	name:     "ConfigMap",
+	resource: "configmaps",
+	object:   func() runtime.Object { return &corev1.ConfigMap{} },
+	build: func(meta metav1.ObjectMeta, size int, version string) runtime.Object {
+		return &corev1.ConfigMap{ObjectMeta: meta, Data: payload(size, version)}
+	},
+	version:      func(obj runtime.Object) string { return obj.(*corev1.ConfigMap).Data[versionKey] },
+	versionPatch: func(version string) string { return `{"data":{"` + versionKey + `":"` + version + `"}}` },
+}
+
+// kinds are the kinds of sources the benchmark can measure, by the name --kinds gives them, as
+// whisperer's --resources does.
+var kinds = map[string]kind{"secrets": secretKind, "configmaps": configMapKind}
+
 // payload is size bytes of data in two keys: the version the observers read, and filler.
 func payload(size int, version string) map[string]string {
 	return map[string]string{versionKey: version, "filler": strings.Repeat("x", max(0, size-len(version)))}

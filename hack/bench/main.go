@@ -1,11 +1,12 @@
 // Command bench measures whisperer at scale against the machine's real limit. For each size N
 // it starts a plain local control plane, creates N namespaces, and in each of --rounds rounds
 // times plain client-go writers making the writes whisperer makes (create, update, delete one
-// Secret per namespace) at several concurrencies, then the real whisperer binary, run with its
-// defaults, doing them through a source with a glob; each phase's ratio is whisperer's median
-// time over the fastest writer's. Both are timed the same way, from the first write until a
-// protobuf watch of the benchmark's has seen every write. Then it times what costs nothing
-// (resync, restart), what a new namespace waits, and 20 sources that select every namespace.
+// Secret per namespace, then one ConfigMap) at several concurrencies, then the real whisperer
+// binary, run with its defaults, doing them through a source with a glob; each phase's ratio is
+// whisperer's median time over the fastest writer's. Both are timed the same way, from the first
+// write until a protobuf watch of the benchmark's has seen every write. Then it times what costs
+// nothing (resync, restart), what a new namespace waits, and 20 sources that select every
+// namespace.
 // The operator's writes come from the API server's request counters, its memory and the CPU
 // time of every process from /proc, its Go heap from its metrics. `make bench` runs it; see
 // docs/performance.md.
@@ -20,6 +21,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -41,8 +43,11 @@ type settings struct {
 	rounds int
 	// newNamespaces is how many namespaces the new namespace phases create.
 	newNamespaces int
-	// fanoutSources is how many Secret sources select every namespace in the fan-out phases, at
-	// each size without unrelated Secrets; 0 skips them.
+	// kinds are the kinds of sources measured (--kinds), in create, update and delete phases
+	// against the raw writer and in the fan-out phases.
+	kinds []kind
+	// fanoutSources is how many sources of each kind select every namespace in the fan-out
+	// phases, at each size without unrelated Secrets; 0 skips them.
 	fanoutSources int
 }
 
@@ -51,9 +56,11 @@ func main() {
 	// logger, controller-runtime prints a stack trace about it from the second size on.
 	ctrllog.SetLogger(logr.Discard())
 	var (
-		s          settings
-		sizes      = flag.String("sizes", "100,1000", "Comma-separated numbers of namespaces, for example 100,1000,5000,10000.")
-		rawConc    = flag.String("raw-concurrency", "8,16,32,64", "Comma-separated concurrencies of the raw writer; the fastest is the baseline.")
+		s        settings
+		sizes    = flag.String("sizes", "100,1000", "Comma-separated numbers of namespaces, for example 100,1000,5000,10000.")
+		rawConc  = flag.String("raw-concurrency", "8,16,32,64", "Comma-separated concurrencies of the raw writer; the fastest is the baseline.")
+		kindList = flag.String("kinds", "secrets,configmaps", "Comma-separated kinds of sources measured, in turn, against the raw writer, "+
+			"and in the fan-out phases: secrets, configmaps.")
 		unrelated  = flag.Int("unrelated-secrets", 10000, "Unrelated 4 KiB Secrets for the memory isolation run at the largest size; 0 skips that run.")
 		jsonPath   = flag.String("json", ".local/bench/results.json", "Where to write the results as JSON.")
 		extraFlags = flag.String("operator-flags", "", "Flags for whisperer besides its defaults, space-separated.")
@@ -63,14 +70,19 @@ func main() {
 	flag.StringVar(&s.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "Folder holding etcd, kube-apiserver and kube-controller-manager.")
 	flag.StringVar(&s.binary, "operator", "bin/whisperer", "The whisperer binary.")
 	flag.StringVar(&s.workDir, "work-dir", ".local/bench", "Where the logs go.")
-	flag.IntVar(&s.secretSize, "secret-size", 1024, "Bytes of data in each source, and in each raw Secret.")
+	flag.IntVar(&s.secretSize, "secret-size", 1024, "Bytes of data in each source, and in each raw object.")
 	flag.IntVar(&s.rounds, "rounds", 5, "Rounds of create, update and delete, for the raw writer and for whisperer; the table shows the medians.")
 	flag.IntVar(&s.newNamespaces, "new-namespaces", 100, "Namespaces created one by one in each new namespace phase (at least 50).")
-	flag.IntVar(&s.fanoutSources, "fanout-sources", 20, `Sources with namespaces "*" in the fan-out phases; 0 skips them.`)
+	flag.IntVar(&s.fanoutSources, "fanout-sources", 10, `Sources of each of --kinds with namespaces "*" in the fan-out phases; 0 skips them.`)
 	flag.Parse()
 	var err error
 	if s.rawConcurrency, err = positiveInts(*rawConc); err != nil {
 		err = fmt.Errorf("--raw-concurrency: %w", err)
+	}
+	if err == nil {
+		if s.kinds, err = parseKinds(*kindList); err != nil {
+			err = fmt.Errorf("--kinds: %w", err)
+		}
 	}
 	switch {
 	case err != nil:
@@ -110,6 +122,21 @@ func positiveInts(list string) ([]int, error) {
 	return out, nil
 }
 
+func parseKinds(list string) ([]kind, error) {
+	var out []kind
+	for _, field := range strings.Split(list, ",") {
+		k, ok := kinds[strings.TrimSpace(field)]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("%q is not one of secrets, configmaps", field)
+		case slices.ContainsFunc(out, func(o kind) bool { return o.name == k.name }):
+			return nil, fmt.Errorf("%q is given twice", field)
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
 func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
 	ns, err := positiveInts(sizes)
 	if err != nil {
@@ -121,13 +148,15 @@ func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
 	runs := make([]*run, 0, len(ns)+1)
 	var fanout []fanoutGroup
 	if s.fanoutSources > 0 {
-		fanout = []fanoutGroup{{secretKind, s.fanoutSources}}
+		for _, k := range s.kinds {
+			fanout = append(fanout, fanoutGroup{k, s.fanoutSources})
+		}
 	}
 	for _, n := range ns {
-		runs = append(runs, &run{settings: s, n: n, kind: secretKind, fanout: fanout})
+		runs = append(runs, &run{settings: s, n: n, kinds: s.kinds, fanout: fanout})
 	}
 	if unrelated > 0 {
-		runs = append(runs, &run{settings: s, n: ns[len(ns)-1], kind: secretKind, unrelated: unrelated})
+		runs = append(runs, &run{settings: s, n: ns[len(ns)-1], kinds: s.kinds, unrelated: unrelated})
 	}
 	failed := false
 	for _, r := range runs {
@@ -199,6 +228,7 @@ func writeJSON(path string, s settings, rows []row) error {
 	}
 	out, err := json.MarshalIndent(map[string]any{
 		"secretSize": s.secretSize, "rawConcurrency": s.rawConcurrency, "rounds": s.rounds,
+		"kinds":         mapped(s.kinds, func(k kind) string { return k.resource }),
 		"newNamespaces": s.newNamespaces, "fanoutSources": s.fanoutSources,
 		"operatorArgs": s.operatorArgs, "rows": rows,
 	}, "", "  ")

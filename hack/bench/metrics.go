@@ -34,6 +34,15 @@ func (w writeCounts) minus(before writeCounts) writeCounts {
 	return out
 }
 
+// mirrors returns the writes of the kinds whisperer mirrors: Secrets and ConfigMaps.
+func (w writeCounts) mirrors() int {
+	n := 0
+	for _, k := range kinds {
+		n += w[k.resource]
+	}
+	return n
+}
+
 func (w writeCounts) String() string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(w)) {

@@ -29,7 +29,10 @@ type run struct {
 	settings
 	n         int
 	unrelated int
-	// kind is what the source of the create, update and delete phases is.
+	// kinds are the kinds of sources measured in turn, in create, update and delete phases;
+	// the first also in the phases that cost nothing and the new namespace phase.
+	kinds []kind
+	// kind is the kind measured now, and mirrors the watch of its mirrors.
 	kind kind
 	// fanout are the sources of the fan-out phases; none skips them.
 	fanout  []fanoutGroup
@@ -61,30 +64,42 @@ func (r *run) execute(ctx context.Context) (err error) {
 	if err := r.createNamespaces(ctx, append(targets, sourceNamespace)); err != nil {
 		return err
 	}
-	var raw *rawWriter
-	if r.unrelated == 0 {
-		if raw, err = newRawWriter(ctx, r, r.kind, targets); err != nil {
-			return err
-		}
-		defer raw.observer.close()
-	} else if err := r.createUnrelated(ctx); err != nil {
+	if err := r.createUnrelated(ctx); err != nil {
 		return err
 	}
-	if r.mirrors, err = observe(ctx, cluster.watch.CoreV1().RESTClient(), r.kind, labelPrefix+"/namespace="+sourceNamespace); err != nil {
-		return err
-	}
-	defer r.mirrors.close()
 	if r.op, err = startOperator(ctx, r.binary, cluster.kubeconfig, filepath.Join(dir, "whisperer.log"), r.operatorArgs); err != nil {
 		return err
 	}
 	defer func() { r.op.stop() }()
-	if err := r.operatorPhases(ctx, raw); err != nil {
-		return err
+	for i, k := range r.kinds {
+		if err := r.kindPhases(ctx, k, targets, i == 0); err != nil {
+			return err
+		}
 	}
 	if len(r.fanout) > 0 {
 		return r.fanoutPhases(ctx)
 	}
 	return nil
+}
+
+// kindPhases measures the operator on sources of kind k, against the raw writer unless the run
+// has unrelated objects; the first kind's phases include those that cost nothing and the new
+// namespace phase.
+func (r *run) kindPhases(ctx context.Context, k kind, targets []string, first bool) error {
+	r.kind = k
+	var raw *rawWriter
+	var err error
+	if r.unrelated == 0 {
+		if raw, err = newRawWriter(ctx, r, k, targets); err != nil {
+			return err
+		}
+		defer raw.observer.close()
+	}
+	if r.mirrors, err = observe(ctx, r.cluster.watch.CoreV1().RESTClient(), k, labelPrefix+"/namespace="+sourceNamespace); err != nil {
+		return err
+	}
+	defer r.mirrors.close()
+	return r.operatorPhases(ctx, raw, first)
 }
 
 // phase is one measured step of the operator's: what it does and returns (its time, and for
@@ -93,28 +108,42 @@ type phase struct {
 	name   string
 	act    func(context.Context) (took, p99 time.Duration, err error)
 	expect expect
+	// raw names the raw writer's phase it is compared with, if any: create, update or delete.
+	raw string
 }
 
 // operatorPhases measures the operator on the same writes as the raw writer, in as many rounds,
-// then what costs nothing (resync, restart) and what a new namespace waits. Unless raw is nil,
-// each round of the operator follows a round of the raw writer: both then see the same machine
-// and an etcd of the same history, however either drifts during the run.
-func (r *run) operatorPhases(ctx context.Context, raw *rawWriter) error {
+// then what costs nothing (resync, and with all, restart) and, with all, what a new namespace
+// waits. Unless raw is nil, each round of the operator follows a round of the raw writer: both
+// then see the same machine and an etcd of the same history, however either drifts during the
+// run.
+func (r *run) operatorPhases(ctx context.Context, raw *rawWriter, all bool) error {
+	named := func(verb string) string { return verb + " " + r.kind.name }
 	// One Event on the source for each change of its mirrors; none when it is deleted, since
 	// there is no source left to record it on.
-	create := phase{"create", r.createSource, mirrorsOnly(r.kind, r.n, 1)}
-	update := phase{"update", r.updateSource, mirrorsOnly(r.kind, r.n, 1)}
-	remove := phase{"delete", r.deleteSource, mirrorsOnly(r.kind, r.n, 0)}
+	// The source selects the new namespace phase's namespaces only in that phase's kind: the
+	// other kinds' run after it, when those namespaces exist.
+	selected := targetPrefix + "*"
+	if all {
+		selected += "," + latePrefix + "*"
+	}
+	create := phase{named("create"), r.createSource(selected), mirrorsOnly(r.kind, r.n, 1), "create"}
+	update := phase{named("update"), r.updateSource, mirrorsOnly(r.kind, r.n, 1), "update"}
+	remove := phase{named("delete"), r.deleteSource, mirrorsOnly(r.kind, r.n, 0), "delete"}
 	var steps []phase
 	for range r.rounds - 1 {
 		steps = append(steps, create, update, remove)
 	}
 	steps = append(steps, create, update,
-		phase{"resync (source touched)", r.touchSource, mirrorsOnly(r.kind, 0, 0)},
-		phase{"restart", r.restartOperator, mirrorsOnly(r.kind, 0, 0)},
-		// Each new namespace gets a mirror, which goes when the namespaces leave the annotation.
-		phase{fmt.Sprintf("new namespace, 1 source (%d namespaces)", r.newNamespaces), r.newNamespacesOneSource, mirrorsOnly(r.kind, 2*r.newNamespaces, anyEvents)},
-		remove)
+		phase{named("resync") + " (source touched)", r.touchSource, mirrorsOnly(r.kind, 0, 0), ""})
+	if all {
+		steps = append(steps,
+			phase{"restart", r.restartOperator, mirrorsOnly(r.kind, 0, 0), ""},
+			// Each new namespace gets a mirror, which goes when the namespaces leave the annotation.
+			phase{fmt.Sprintf("new namespace, 1 %s source (%d namespaces)", r.kind.name, r.newNamespaces), r.newNamespacesOneSource,
+				mirrorsOnly(r.kind, 2*r.newNamespaces, anyEvents), ""})
+	}
+	steps = append(steps, remove)
 	rounds := map[string][]measured{}
 	rawRounds := map[string][]rawPhase{}
 	for _, step := range steps {
@@ -130,7 +159,7 @@ func (r *run) operatorPhases(ctx context.Context, raw *rawWriter) error {
 		rounds[step.name] = append(rounds[step.name], m)
 	}
 	for _, step := range steps[3*(r.rounds-1):] {
-		r.rows = append(r.rows, r.merge(step, rounds[step.name], fastest(rawRounds[step.name], r.rawConcurrency)))
+		r.rows = append(r.rows, r.merge(step, rounds[step.name], fastest(rawRounds[step.raw], r.rawConcurrency)))
 	}
 	return nil
 }
@@ -225,18 +254,22 @@ func (r *run) settle(ctx context.Context) error {
 	return nil
 }
 
-func (r *run) createSource(ctx context.Context) (time.Duration, time.Duration, error) {
-	source := r.kind.build(metav1.ObjectMeta{
-		Name: sourceName, Namespace: sourceNamespace,
-		Labels:      map[string]string{labelPrefix + "/sync": "true"},
-		Annotations: map[string]string{annotationNamespaces: targetPrefix + "*," + latePrefix + "*"},
-	}, r.secretSize, "v1")
-	start := time.Now()
-	if _, err := r.kind.create(ctx, r.admin(), source); err != nil {
-		return 0, 0, err
+// createSource returns the phase that creates the source, into the namespaces its namespaces
+// annotation selects.
+func (r *run) createSource(namespaces string) func(context.Context) (time.Duration, time.Duration, error) {
+	return func(ctx context.Context) (time.Duration, time.Duration, error) {
+		source := r.kind.build(metav1.ObjectMeta{
+			Name: sourceName, Namespace: sourceNamespace,
+			Labels:      map[string]string{labelPrefix + "/sync": "true"},
+			Annotations: map[string]string{annotationNamespaces: namespaces},
+		}, r.secretSize, "v1")
+		start := time.Now()
+		if _, err := r.kind.create(ctx, r.admin(), source); err != nil {
+			return 0, 0, err
+		}
+		took, err := waitFor(ctx, start, "every mirror", func() bool { return r.mirrors.count("v1") == r.n })
+		return took, 0, err
 	}
-	took, err := waitFor(ctx, start, "every mirror", func() bool { return r.mirrors.count("v1") == r.n })
-	return took, 0, err
 }
 
 func (r *run) updateSource(ctx context.Context) (time.Duration, time.Duration, error) {
@@ -325,6 +358,9 @@ func (r *run) createNamespaces(ctx context.Context, names []string) error {
 // createUnrelated creates Secrets that are neither sources nor mirrors, spread over 100
 // namespaces: the operator must not cache them.
 func (r *run) createUnrelated(ctx context.Context) error {
+	if r.unrelated == 0 {
+		return nil
+	}
 	namespaces := namespaceNames("noise-", 100)
 	if err := r.createNamespaces(ctx, namespaces); err != nil {
 		return err

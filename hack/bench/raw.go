@@ -99,7 +99,7 @@ func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) err
 			}
 			cpuBefore, start := controlPlaneCPU(), time.Now()
 			if err := parallel(n, client.concurrency, phase.write); err != nil {
-				return fmt.Errorf("raw %s at %d: %w", phase.name, client.concurrency, err)
+				return fmt.Errorf("raw %s %s at %d: %w", phase.name, w.kind.name, client.concurrency, err)
 			}
 			took, err := waitFor(ctx, start, "raw "+phase.name+" seen", phase.seen)
 			if err != nil {
@@ -113,7 +113,7 @@ func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) err
 				return err
 			}
 			phases[phase.name] = append(phases[phase.name], rawPhase{concurrency: client.concurrency, took: took, cpu: cpu, others: after.minus(before)})
-			fmt.Printf("  %-50s %8.3fs\n", fmt.Sprintf("raw %s, %d at once", phase.name, client.concurrency), took.Seconds())
+			fmt.Printf("  %-50s %8.3fs\n", fmt.Sprintf("raw %s %s, %d at once", phase.name, w.kind.name, client.concurrency), took.Seconds())
 		}
 	}
 	return nil

@@ -128,7 +128,7 @@ func (r *run) merge(p phase, rounds []measured, raw *rawResult) row {
 	merged.RoundSeconds = mapped(rounds, func(m measured) float64 { return m.took.Seconds() })
 	merged.Seconds = median(merged.RoundSeconds)
 	merged.Operator.CPUSeconds = median(mapped(rounds, func(m measured) float64 { return m.usage.CPUSeconds }))
-	if mirrorWrites := merged.Writes[r.kind.resource]; mirrorWrites > 0 {
+	if mirrorWrites := merged.Writes.mirrors(); mirrorWrites > 0 {
 		merged.Operator.CPUPer1000Writes = merged.Operator.CPUSeconds / float64(mirrorWrites) * 1000
 	}
 	merged.CPU = medianSplit(mapped(rounds, func(m measured) cpuSplit { return m.cpu }))
