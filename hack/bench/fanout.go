@@ -66,22 +66,18 @@ func (r *run) fanoutPhases(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	targets := len(fanoutTargets(namespaces.Items))
-	mirrors := make([]*observer, len(r.fanout))
-	for i, g := range r.fanout {
-		if mirrors[i], err = observe(ctx, r.cluster.watch.CoreV1().RESTClient(), g.kind, labelPrefix+"/namespace="+fanoutNamespace); err != nil {
-			return err
-		}
-		defer mirrors[i].close()
+	targetNames := fanoutTargets(namespaces.Items)
+	targets := len(targetNames)
+	raw, err := r.rawFanout(ctx, targetNames)
+	if err != nil {
+		return err
 	}
-	all := func(cond func(g fanoutGroup, mirrors *observer) bool) bool {
-		for i, g := range r.fanout {
-			if !cond(g, mirrors[i]) {
-				return false
-			}
-		}
-		return true
+	mirrors, err := r.observeGroups(ctx, labelPrefix+"/namespace="+fanoutNamespace)
+	if err != nil {
+		return err
 	}
+	defer mirrors.close()
+	all := mirrors.all
 	// Each source records one Event when it first mirrors; new namespaces repeat that Event.
 	created, added := expect{writeCounts{}, 0}, expect{writeCounts{}, anyEvents}
 	for _, g := range r.fanout {
@@ -109,7 +105,7 @@ func (r *run) fanoutPhases(ctx context.Context) error {
 				return all(func(g fanoutGroup, mirrors *observer) bool { return mirrors.total() == g.sources*targets })
 			})
 			return took, 0, err
-		}, created, ""},
+		}, created, "create"},
 		{fmt.Sprintf("new namespace, %s (%d namespaces)", sources, r.newNamespaces), func(ctx context.Context) (time.Duration, time.Duration, error) {
 			return r.timeNewNamespaces(ctx, fanoutPrefix, func(namespace string) bool {
 				return all(func(g fanoutGroup, mirrors *observer) bool { return mirrors.namespaceCount(namespace) == g.sources })
@@ -121,7 +117,105 @@ func (r *run) fanoutPhases(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", step.name, err)
 		}
-		r.rows = append(r.rows, r.merge(step, []measured{m}, nil))
+		var compared *rawResult
+		if step.raw != "" {
+			compared = raw
+		}
+		r.rows = append(r.rows, r.merge(step, []measured{m}, compared))
 	}
 	return nil
+}
+
+// rawFanout makes the writes of the fan-out's create phase with the raw writer, once at each of
+// its concurrencies: as many objects of each kind as the groups' mirrors, named as theirs and
+// with labels of the same sizes, in the same namespaces, source by source as whisperer writes
+// them. After each, it deletes them (untimed), so that whisperer's phase starts on the same
+// cluster.
+func (r *run) rawFanout(ctx context.Context, targets []string) (*rawResult, error) {
+	selector := rawLabelPrefix + "/namespace=" + fanoutNamespace
+	observers, err := r.observeGroups(ctx, selector)
+	if err != nil {
+		return nil, err
+	}
+	defer observers.close()
+	type write struct {
+		kind            kind
+		namespace, name string
+	}
+	var writes []write
+	for _, g := range r.fanout {
+		for i := range g.sources {
+			for _, namespace := range targets {
+				writes = append(writes, write{g.kind, namespace, fmt.Sprintf("fan-%02d", i)})
+			}
+		}
+	}
+	var phases []rawPhase
+	for _, c := range r.rawConcurrency {
+		client, err := r.rawClient()
+		if err != nil {
+			return nil, err
+		}
+		p, err := r.measureRaw(ctx, c, "create "+describeGroups(r.fanout), func() error {
+			return parallel(len(writes), c, func(i int) error {
+				w := writes[i]
+				_, err := w.kind.create(ctx, client, w.kind.build(rawMeta(w.namespace, w.name, fanoutNamespace), r.secretSize, "v1"))
+				return err
+			})
+		}, func() bool {
+			return observers.all(func(g fanoutGroup, o *observer) bool { return o.count("v1") == g.sources*len(targets) })
+		})
+		if err != nil {
+			return nil, err
+		}
+		phases = append(phases, p)
+		if err := parallel(len(targets)*len(r.fanout), c, func(i int) error {
+			return client.Delete().Namespace(targets[i/len(r.fanout)]).Resource(r.fanout[i%len(r.fanout)].kind.resource).
+				Param("labelSelector", selector).Do(ctx).Error()
+		}); err != nil {
+			return nil, fmt.Errorf("deleting the raw fan-out: %w", err)
+		}
+		if _, err := waitFor(ctx, time.Now(), "raw fan-out deleted", func() bool {
+			return observers.all(func(_ fanoutGroup, o *observer) bool { return o.total() == 0 })
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return fastest(phases, r.rawConcurrency), nil
+}
+
+// groupObservers watch the objects of each fan-out group's kind.
+type groupObservers struct {
+	groups    []fanoutGroup
+	observers []*observer
+}
+
+// observeGroups watches, for each of r.fanout, the objects of its kind that match selector.
+func (r *run) observeGroups(ctx context.Context, selector string) (*groupObservers, error) {
+	g := &groupObservers{groups: r.fanout}
+	for _, group := range r.fanout {
+		o, err := observe(ctx, r.cluster.watch.CoreV1().RESTClient(), group.kind, selector)
+		if err != nil {
+			g.close()
+			return nil, err
+		}
+		g.observers = append(g.observers, o)
+	}
+	return g, nil
+}
+
+// all reports whether cond holds for every group and the observer of its kind.
+func (g *groupObservers) all(cond func(group fanoutGroup, o *observer) bool) bool {
+	for i, group := range g.groups {
+		if !cond(group, g.observers[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (g *groupObservers) close() {
+	for _, o := range g.observers {
+		o.close()
+	}
 }

@@ -36,16 +36,11 @@ type rawClient struct {
 func newRawWriter(ctx context.Context, r *run, k kind, namespaces []string) (*rawWriter, error) {
 	w := &rawWriter{run: r, kind: k, namespaces: namespaces}
 	for _, c := range r.rawConcurrency {
-		// The fastest plain client: protobuf, as controller-runtime's client sends built-in
-		// types, and no client-side rate limit. One client per concurrency, as one program each.
-		config := rest.CopyConfig(r.cluster.raw)
-		config.ContentType = runtime.ContentTypeProtobuf
-		config.QPS, config.Burst = -1, 0
-		client, err := kubernetes.NewForConfig(config)
+		client, err := r.rawClient()
 		if err != nil {
 			return nil, err
 		}
-		w.clients = append(w.clients, rawClient{concurrency: c, rest: client.CoreV1().RESTClient()})
+		w.clients = append(w.clients, rawClient{concurrency: c, rest: client})
 	}
 	var err error
 	w.observer, err = observe(ctx, r.cluster.watch.CoreV1().RESTClient(), k, rawLabelPrefix+"/namespace=raw")
@@ -90,38 +85,67 @@ func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) err
 			}, func() bool { return w.observer.total() == 0 }},
 		}
 		for _, phase := range writes {
-			before, err := w.cluster.writes(ctx)
+			p, err := w.measureRaw(ctx, client.concurrency, phase.name+" "+w.kind.name, func() error {
+				return parallel(n, client.concurrency, phase.write)
+			}, phase.seen)
 			if err != nil {
 				return err
 			}
-			if err := w.settle(ctx); err != nil {
-				return err
-			}
-			cpuBefore, start := controlPlaneCPU(), time.Now()
-			if err := parallel(n, client.concurrency, phase.write); err != nil {
-				return fmt.Errorf("raw %s %s at %d: %w", phase.name, w.kind.name, client.concurrency, err)
-			}
-			took, err := waitFor(ctx, start, "raw "+phase.name+" seen", phase.seen)
-			if err != nil {
-				return err
-			}
-			cpu := controlPlaneCPU().minus(cpuBefore)
-			// The API server should have counted exactly the raw writer's writes, if whisperer is
-			// idle and the benchmark counts its own right.
-			after, err := w.cluster.writes(ctx)
-			if err != nil {
-				return err
-			}
-			phases[phase.name] = append(phases[phase.name], rawPhase{concurrency: client.concurrency, took: took, cpu: cpu, others: after.minus(before)})
-			fmt.Printf("  %-50s %8.3fs\n", fmt.Sprintf("raw %s %s, %d at once", phase.name, w.kind.name, client.concurrency), took.Seconds())
+			phases[phase.name] = append(phases[phase.name], p)
 		}
 	}
 	return nil
 }
 
-func (w *rawWriter) rawMeta(i int) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: "raw", Namespace: w.namespaces[i], Labels: map[string]string{
-		rawLabelPrefix + "/mirror": "true", rawLabelPrefix + "/name": "raw", rawLabelPrefix + "/namespace": "raw"}}
+// measureRaw times one raw phase, write at concurrency, from its first write until seen holds,
+// with the same settling and counting as whisperer's phases.
+func (r *run) measureRaw(ctx context.Context, concurrency int, name string, write func() error, seen func() bool) (rawPhase, error) {
+	before, err := r.cluster.writes(ctx)
+	if err != nil {
+		return rawPhase{}, err
+	}
+	if err := r.settle(ctx); err != nil {
+		return rawPhase{}, err
+	}
+	cpuBefore, start := controlPlaneCPU(), time.Now()
+	if err := write(); err != nil {
+		return rawPhase{}, fmt.Errorf("raw %s at %d: %w", name, concurrency, err)
+	}
+	took, err := waitFor(ctx, start, "raw "+name+" seen", seen)
+	if err != nil {
+		return rawPhase{}, err
+	}
+	cpu := controlPlaneCPU().minus(cpuBefore)
+	// The API server should have counted exactly the raw writer's writes, if whisperer is
+	// idle and the benchmark counts its own right.
+	after, err := r.cluster.writes(ctx)
+	if err != nil {
+		return rawPhase{}, err
+	}
+	fmt.Printf("  %-50s %8.3fs\n", fmt.Sprintf("raw %s, %d at once", name, concurrency), took.Seconds())
+	return rawPhase{concurrency: concurrency, took: took, cpu: cpu, others: after.minus(before)}, nil
+}
+
+// rawClient returns the fastest plain client: protobuf, as controller-runtime's client sends
+// built-in types, and no client-side rate limit. Each concurrency has one, as one program each.
+func (r *run) rawClient() (rest.Interface, error) {
+	config := rest.CopyConfig(r.cluster.raw)
+	config.ContentType = runtime.ContentTypeProtobuf
+	config.QPS, config.Burst = -1, 0
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	return client.CoreV1().RESTClient(), nil
+}
+
+func (w *rawWriter) rawMeta(i int) metav1.ObjectMeta { return rawMeta(w.namespaces[i], "raw", "raw") }
+
+// rawMeta is the metadata of a raw object named name in namespace, with labels of the same sizes
+// as those of a mirror of a source in sourceNamespace.
+func rawMeta(namespace, name, sourceNamespace string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{
+		rawLabelPrefix + "/mirror": "true", rawLabelPrefix + "/name": name, rawLabelPrefix + "/namespace": sourceNamespace}}
 }
 
 // rawResult is the raw writer's result for one phase: the fastest concurrency's, and each one's.
