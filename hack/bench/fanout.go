@@ -112,18 +112,7 @@ func (r *run) fanoutPhases(ctx context.Context) error {
 			})
 		}, added, ""},
 	}
-	for _, step := range steps {
-		m, err := r.measure(ctx, step)
-		if err != nil {
-			return fmt.Errorf("%s: %w", step.name, err)
-		}
-		var compared *rawResult
-		if step.raw != "" {
-			compared = raw
-		}
-		r.rows = append(r.rows, r.merge(step, []measured{m}, compared))
-	}
-	return nil
+	return r.measureEach(ctx, steps, raw)
 }
 
 // rawFanout makes the writes of the fan-out's create phase with the raw writer, once at each of

@@ -21,12 +21,15 @@ func TestFanoutTargets(t *testing.T) {
 }
 
 func TestParseKinds(t *testing.T) {
-	got, err := parseKinds("secrets, configmaps")
-	if err != nil || len(got) != 2 || got[0].name != "Secret" || got[1].name != "ConfigMap" {
-		t.Fatalf("parseKinds = %v, %v", got, err)
+	got, serviceAccounts, err := parseKinds("secrets, configmaps,serviceaccounts")
+	if err != nil || len(got) != 2 || got[0].name != "Secret" || got[1].name != "ConfigMap" || !serviceAccounts {
+		t.Fatalf("parseKinds = %v, %v, %v", got, serviceAccounts, err)
 	}
-	for _, bad := range []string{"", "secrets,secrets", "pods"} {
-		if _, err := parseKinds(bad); err == nil {
+	if got, serviceAccounts, err := parseKinds("configmaps"); err != nil || len(got) != 1 || serviceAccounts {
+		t.Fatalf("parseKinds(configmaps) = %v, %v, %v", got, serviceAccounts, err)
+	}
+	for _, bad := range []string{"", "secrets,secrets", "pods", "serviceaccounts", "configmaps,serviceaccounts", "secrets,serviceaccounts,serviceaccounts"} {
+		if _, _, err := parseKinds(bad); err == nil {
 			t.Errorf("parseKinds(%q) gave no error", bad)
 		}
 	}

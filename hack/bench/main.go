@@ -46,6 +46,9 @@ type settings struct {
 	// kinds are the kinds of sources measured (--kinds), in create, update and delete phases
 	// against the raw writer and in the fan-out phases.
 	kinds []kind
+	// serviceAccounts runs the phases of a pull secret attached to ServiceAccounts (--kinds
+	// serviceaccounts), at each size without unrelated objects.
+	serviceAccounts bool
 	// fanoutSources is how many sources of each kind select every namespace in the fan-out
 	// phases, at each size without unrelated Secrets; 0 skips them.
 	fanoutSources int
@@ -59,8 +62,8 @@ func main() {
 		s        settings
 		sizes    = flag.String("sizes", "100,1000", "Comma-separated numbers of namespaces, for example 100,1000,5000,10000.")
 		rawConc  = flag.String("raw-concurrency", "8,16,32,64", "Comma-separated concurrencies of the raw writer; the fastest is the baseline.")
-		kindList = flag.String("kinds", "secrets,configmaps", "Comma-separated kinds of sources measured, in turn, against the raw writer, "+
-			"and in the fan-out phases: secrets, configmaps.")
+		kindList = flag.String("kinds", "secrets,configmaps,serviceaccounts", "Comma-separated kinds of sources measured, in turn, against the raw writer, "+
+			"and in the fan-out phases: secrets, configmaps; and serviceaccounts, a pull secret attached to the default ServiceAccount of every namespace.")
 		unrelated  = flag.Int("unrelated-secrets", 10000, "Unrelated 4 KiB Secrets for the memory isolation run at the largest size; 0 skips that run.")
 		jsonPath   = flag.String("json", ".local/bench/results.json", "Where to write the results as JSON.")
 		extraFlags = flag.String("operator-flags", "", "Flags for whisperer besides its defaults, space-separated.")
@@ -80,7 +83,7 @@ func main() {
 		err = fmt.Errorf("--raw-concurrency: %w", err)
 	}
 	if err == nil {
-		if s.kinds, err = parseKinds(*kindList); err != nil {
+		if s.kinds, s.serviceAccounts, err = parseKinds(*kindList); err != nil {
 			err = fmt.Errorf("--kinds: %w", err)
 		}
 	}
@@ -122,19 +125,31 @@ func positiveInts(list string) ([]int, error) {
 	return out, nil
 }
 
-func parseKinds(list string) ([]kind, error) {
+// parseKinds parses --kinds: the kinds of sources, and whether it names serviceaccounts.
+func parseKinds(list string) ([]kind, bool, error) {
 	var out []kind
+	serviceAccounts := false
 	for _, field := range strings.Split(list, ",") {
-		k, ok := kinds[strings.TrimSpace(field)]
+		field = strings.TrimSpace(field)
+		k, ok := kinds[field]
 		switch {
+		case field == serviceAccountKind.resource && !serviceAccounts:
+			serviceAccounts = true
+			continue
 		case !ok:
-			return nil, fmt.Errorf("%q is not one of secrets, configmaps", field)
+			return nil, false, fmt.Errorf("%q is not one of secrets, configmaps, serviceaccounts, or is given twice", field)
 		case slices.ContainsFunc(out, func(o kind) bool { return o.name == k.name }):
-			return nil, fmt.Errorf("%q is given twice", field)
+			return nil, false, fmt.Errorf("%q is given twice", field)
 		}
 		out = append(out, k)
 	}
-	return out, nil
+	switch {
+	case len(out) == 0:
+		return nil, false, fmt.Errorf("no kind of source: name secrets, configmaps or both")
+	case serviceAccounts && !slices.ContainsFunc(out, func(k kind) bool { return k.name == secretKind.name }):
+		return nil, false, fmt.Errorf("serviceaccounts attaches a pull secret: it needs secrets too")
+	}
+	return out, serviceAccounts, nil
 }
 
 func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
