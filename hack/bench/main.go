@@ -64,12 +64,16 @@ func main() {
 		rawConc  = flag.String("raw-concurrency", "8,16,32,64", "Comma-separated concurrencies of the raw writer; the fastest is the baseline.")
 		kindList = flag.String("kinds", "secrets,configmaps,serviceaccounts", "Comma-separated kinds of sources measured, in turn, against the raw writer, "+
 			"and in the fan-out phases: secrets, configmaps; and serviceaccounts, a pull secret attached to the default ServiceAccount of every namespace.")
-		unrelated  = flag.Int("unrelated-secrets", 10000, "Unrelated 4 KiB Secrets for the memory isolation run at the largest size; 0 skips that run.")
+		unrelated  unrelatedObjects
 		jsonPath   = flag.String("json", ".local/bench/results.json", "Where to write the results as JSON.")
 		extraFlags = flag.String("operator-flags", "", "Flags for whisperer besides its defaults, space-separated.")
 		tracking   = flag.Bool("compare-tracking", false, "Instead of the benchmark, compare two ways of tracking the labels "+
 			"copied to mirrors (a record annotation, server-side apply) at the first of --sizes, in --rounds rounds.")
 	)
+	flag.IntVar(&unrelated.Secrets, "unrelated-secrets", 10000, "Unrelated 4 KiB Secrets in the memory isolation run at the largest size.")
+	flag.IntVar(&unrelated.ConfigMaps, "unrelated-configmaps", 10000, "Unrelated 4 KiB ConfigMaps in the memory isolation run.")
+	flag.IntVar(&unrelated.ServiceAccounts, "unrelated-service-accounts", 10000, "Unrelated ServiceAccounts in the memory isolation run; "+
+		"with all three --unrelated-* at 0, there is no such run.")
 	flag.StringVar(&s.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "Folder holding etcd, kube-apiserver and kube-controller-manager.")
 	flag.StringVar(&s.binary, "operator", "bin/whisperer", "The whisperer binary.")
 	flag.StringVar(&s.workDir, "work-dir", ".local/bench", "Where the logs go.")
@@ -107,7 +111,7 @@ func main() {
 		return
 	}
 
-	if err := benchmark(s, *sizes, *unrelated, *jsonPath); err != nil {
+	if err := benchmark(s, *sizes, unrelated, *jsonPath); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -152,7 +156,7 @@ func parseKinds(list string) ([]kind, bool, error) {
 	return out, serviceAccounts, nil
 }
 
-func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
+func benchmark(s settings, sizes string, unrelated unrelatedObjects, jsonPath string) error {
 	ns, err := positiveInts(sizes)
 	if err != nil {
 		return fmt.Errorf("--sizes: %w", err)
@@ -170,19 +174,21 @@ func benchmark(s settings, sizes string, unrelated int, jsonPath string) error {
 	for _, n := range ns {
 		runs = append(runs, &run{settings: s, n: n, kinds: s.kinds, fanout: fanout})
 	}
-	if unrelated > 0 {
+	if unrelated.any() {
 		runs = append(runs, &run{settings: s, n: ns[len(ns)-1], kinds: s.kinds, unrelated: unrelated})
 	}
 	failed := false
 	for _, r := range runs {
-		fmt.Printf("N=%d, unrelated Secrets=%d\n", r.n, r.unrelated)
+		fmt.Printf("N=%d, unrelated objects: %s\n", r.n, r.unrelated)
 		err := r.execute(ctx)
 		rows = append(rows, r.rows...)
 		if err != nil {
 			return fmt.Errorf("size N=%d: %w", r.n, err)
 		}
 	}
+	compareUnrelated(rows)
 	tableErr := printTable(rows)
+	printIsolation(rows)
 	for _, r := range rows {
 		if !r.AsExpected {
 			failed = true
@@ -226,15 +232,59 @@ func printTable(rows []row) error {
 		if !r.AsExpected {
 			writes += " (!)"
 		}
-		table = append(table, fmt.Sprintf("%s\t%d\t%.3f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%.2f\t%s\t%.2f\t%s\t%.1f\t%.1f\t%.1f\t\n",
+		anon := fmt.Sprintf("%.1f", r.Operator.PeakAnonMiB)
+		if r.PeakAnonOverBaseMiB != nil {
+			anon += fmt.Sprintf(" (%+.1f)", *r.PeakAnonOverBaseMiB)
+		}
+		table = append(table, fmt.Sprintf("%s\t%d\t%.3f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%.2f\t%s\t%.2f\t%s\t%s\t%.1f\t%.1f\t\n",
 			r.Phase, r.N, r.Seconds, p99, raw, at, ratio, writes, r.Operator.CPUSeconds, perK,
-			r.CPU.APIServer, rawServer, r.CPU.Etcd, rawEtcd, r.Operator.PeakAnonMiB, r.Operator.HeapInUseMiB, r.Operator.VmHWMMiB))
+			r.CPU.APIServer, rawServer, r.CPU.Etcd, rawEtcd, anon, r.Operator.HeapInUseMiB, r.Operator.VmHWMMiB))
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if _, err := io.WriteString(w, strings.Join(table, "")); err != nil {
 		return err
 	}
 	return w.Flush()
+}
+
+// isolationTarget is the most whisperer's peak anonymous memory may grow by with the unrelated
+// objects in the cluster.
+const isolationTarget = 2.0 // MiB
+
+// compareUnrelated gives each row of a run with unrelated objects the difference of its peak
+// anonymous memory from that of the same phase at the same size without them.
+func compareUnrelated(rows []row) {
+	for i, r := range rows {
+		if r.Unrelated == nil {
+			continue
+		}
+		for _, base := range rows {
+			if base.Unrelated == nil && base.N == r.N && base.phase == r.phase {
+				over := r.Operator.PeakAnonMiB - base.Operator.PeakAnonMiB
+				rows[i].PeakAnonOverBaseMiB = &over
+			}
+		}
+	}
+}
+
+// printIsolation says how much more anonymous memory whisperer used at most with the unrelated
+// objects than without, against the target.
+func printIsolation(rows []row) {
+	var most *row
+	for i, r := range rows {
+		if r.PeakAnonOverBaseMiB != nil && (most == nil || *r.PeakAnonOverBaseMiB > *most.PeakAnonOverBaseMiB) {
+			most = &rows[i]
+		}
+	}
+	if most == nil {
+		return
+	}
+	verdict := "within"
+	if *most.PeakAnonOverBaseMiB >= isolationTarget {
+		verdict = "over"
+	}
+	fmt.Printf("With unrelated %s at N=%d, the peak anonymous memory grew by at most %+.1f MiB (%s), %s the target of +%.0f MiB.\n",
+		most.Unrelated, most.N, *most.PeakAnonOverBaseMiB, most.phase, verdict, isolationTarget)
 }
 
 func writeJSON(path string, s settings, rows []row) error {

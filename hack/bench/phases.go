@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,11 +25,11 @@ const (
 	versionKey           = "version"
 )
 
-// run is one benchmark run: one size, with or without unrelated Secrets.
+// run is one benchmark run: one size, with or without unrelated objects.
 type run struct {
 	settings
 	n         int
-	unrelated int
+	unrelated unrelatedObjects
 	// kinds are the kinds of sources measured in turn, in create, update and delete phases;
 	// the first also in the phases that cost nothing and the new namespace phase.
 	kinds []kind
@@ -43,8 +44,8 @@ type run struct {
 }
 
 func (r *run) label(phase string) string {
-	if r.unrelated > 0 {
-		return fmt.Sprintf("%s (+%d unrelated Secrets)", phase, r.unrelated)
+	if r.unrelated.any() {
+		return fmt.Sprintf("%s (+%d unrelated)", phase, r.unrelated.total())
 	}
 	return phase
 }
@@ -52,7 +53,7 @@ func (r *run) label(phase string) string {
 func (r *run) admin() rest.Interface { return r.cluster.admin.CoreV1().RESTClient() }
 
 func (r *run) execute(ctx context.Context) (err error) {
-	dir := filepath.Join(r.workDir, fmt.Sprintf("n%d-u%d", r.n, r.unrelated))
+	dir := filepath.Join(r.workDir, fmt.Sprintf("n%d-u%d", r.n, r.unrelated.total()))
 	cluster, err := startCluster(r.assets, dir)
 	if err != nil {
 		return err
@@ -76,7 +77,7 @@ func (r *run) execute(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if r.serviceAccounts && r.unrelated == 0 {
+	if r.serviceAccounts && !r.unrelated.any() {
 		if err := r.serviceAccountPhases(ctx, targets); err != nil {
 			return err
 		}
@@ -94,7 +95,7 @@ func (r *run) kindPhases(ctx context.Context, k kind, targets []string, first bo
 	r.kind = k
 	var raw *rawWriter
 	var err error
-	if r.unrelated == 0 {
+	if !r.unrelated.any() {
 		if raw, err = newRawWriter(ctx, r, k, targets); err != nil {
 			return err
 		}
@@ -379,19 +380,65 @@ func (r *run) createNamespaces(ctx context.Context, names []string) error {
 	})
 }
 
-// createUnrelated creates Secrets that are neither sources nor mirrors, spread over 100
-// namespaces: the operator must not cache them.
+// unrelatedObjects are how many objects of each kind that are neither sources nor mirrors a run
+// has in other namespaces: the operator must not cache them, or only as little of them as it
+// needs (ServiceAccounts, which it caches slimmed).
+type unrelatedObjects struct {
+	Secrets         int `json:"secrets"`
+	ConfigMaps      int `json:"configMaps"`
+	ServiceAccounts int `json:"serviceAccounts"`
+}
+
+func (u unrelatedObjects) total() int { return u.Secrets + u.ConfigMaps + u.ServiceAccounts }
+
+func (u unrelatedObjects) any() bool { return u.total() > 0 }
+
+func (u unrelatedObjects) String() string {
+	var parts []string
+	for _, c := range []struct {
+		n    int
+		what string
+	}{{u.Secrets, "Secrets"}, {u.ConfigMaps, "ConfigMaps"}, {u.ServiceAccounts, "ServiceAccounts"}} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.what))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// unrelatedNamespaces is how many namespaces the unrelated objects are spread over.
+const unrelatedNamespaces = 100
+
+// createUnrelated creates r.unrelated: 4 KiB Secrets and ConfigMaps and plain ServiceAccounts,
+// spread over namespaces of their own.
 func (r *run) createUnrelated(ctx context.Context) error {
-	if r.unrelated == 0 {
+	if !r.unrelated.any() {
 		return nil
 	}
-	namespaces := namespaceNames("noise-", 100)
+	namespaces := namespaceNames("noise-", unrelatedNamespaces)
 	if err := r.createNamespaces(ctx, namespaces); err != nil {
 		return err
 	}
-	return parallel(r.unrelated, 32, func(i int) error {
-		s := secretKind.build(metav1.ObjectMeta{Name: fmt.Sprintf("unrelated-%05d", i), Namespace: namespaces[i%len(namespaces)]}, 4096, "x")
-		_, err := secretKind.create(ctx, r.admin(), s)
+	meta := func(i int) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: fmt.Sprintf("unrelated-%05d", i), Namespace: namespaces[i%len(namespaces)]}
+	}
+	for _, k := range []struct {
+		kind
+		n int
+	}{{secretKind, r.unrelated.Secrets}, {configMapKind, r.unrelated.ConfigMaps}} {
+		if err := parallel(k.n, 32, func(i int) error {
+			_, err := k.create(ctx, r.admin(), k.build(meta(i), 4096, "x"))
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return parallel(r.unrelated.ServiceAccounts, 32, func(i int) error {
+		_, err := r.cluster.admin.CoreV1().ServiceAccounts(namespaces[i%len(namespaces)]).Create(ctx,
+			&corev1.ServiceAccount{ObjectMeta: meta(i)}, metav1.CreateOptions{})
 		return err
 	})
 }

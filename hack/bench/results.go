@@ -10,7 +10,11 @@ import (
 // row is one line of the results table.
 type row struct {
 	Phase string `json:"phase"`
-	N     int    `json:"n"`
+	// phase is the phase's name without the run's unrelated objects.
+	phase string
+	N     int `json:"n"`
+	// Unrelated are the unrelated objects in the cluster, if any.
+	Unrelated *unrelatedObjects `json:"unrelated,omitempty"`
 	// Seconds is the operator's median time over the rounds; for a new namespace phase, the
 	// median over the namespaces, and P99Seconds their 99th percentile.
 	Seconds      float64   `json:"seconds"`
@@ -26,6 +30,9 @@ type row struct {
 	AsExpected bool        `json:"asExpected"`
 	Reconciles int         `json:"reconciles"`
 	Operator   usage       `json:"operator"`
+	// PeakAnonOverBaseMiB is, with unrelated objects, how much more the operator's peak
+	// anonymous memory was than in the same phase at the same size without them.
+	PeakAnonOverBaseMiB *float64 `json:"peakAnonOverBaseMiB,omitempty"`
 	// CPU is what the other processes spent until the phase's result was seen.
 	CPU cpuSplit `json:"cpu"`
 }
@@ -114,7 +121,7 @@ type measured struct {
 // memory, and the writes of a round that was not as expected, else of the last.
 func (r *run) merge(p phase, rounds []measured, raw *rawResult) row {
 	last := rounds[len(rounds)-1]
-	merged := row{Phase: r.label(p.name), N: r.n, P99Seconds: last.p99.Seconds(), Raw: raw,
+	merged := row{Phase: r.label(p.name), phase: p.name, N: r.n, P99Seconds: last.p99.Seconds(), Raw: raw,
 		Writes: last.writes, Expected: p.expect.String(), AsExpected: true, Reconciles: last.reconciles}
 	for _, round := range rounds {
 		if !p.expect.met(round.writes) {
@@ -137,6 +144,9 @@ func (r *run) merge(p phase, rounds []measured, raw *rawResult) row {
 	}
 	if len(rounds) == 1 {
 		merged.RoundSeconds = nil
+	}
+	if r.unrelated.any() {
+		merged.Unrelated = &r.unrelated
 	}
 	return merged
 }

@@ -66,3 +66,24 @@ func TestFastestIsTheLowestMedian(t *testing.T) {
 		t.Fatal("no raw rounds: want no raw result")
 	}
 }
+
+// A phase with unrelated objects is compared with the same phase at the same size without them.
+func TestCompareUnrelated(t *testing.T) {
+	some := &unrelatedObjects{Secrets: 1}
+	rows := []row{
+		{phase: "create Secret", N: 100, Operator: usage{PeakAnonMiB: 20}},
+		{phase: "create Secret", N: 1000, Operator: usage{PeakAnonMiB: 30}},
+		{phase: "update Secret", N: 1000, Operator: usage{PeakAnonMiB: 31}},
+		{phase: "create Secret", N: 1000, Unrelated: some, Operator: usage{PeakAnonMiB: 31.5}},
+		{phase: "restart", N: 1000, Unrelated: some, Operator: usage{PeakAnonMiB: 25}},
+	}
+	compareUnrelated(rows)
+	if got := rows[3].PeakAnonOverBaseMiB; got == nil || *got != 1.5 {
+		t.Fatalf("create with unrelated objects: %v over the run without them, want +1.5", got)
+	}
+	for _, i := range []int{0, 1, 2, 4} {
+		if rows[i].PeakAnonOverBaseMiB != nil {
+			t.Errorf("row %d (%s) compared: %v", i, rows[i].phase, *rows[i].PeakAnonOverBaseMiB)
+		}
+	}
+}
