@@ -107,7 +107,7 @@ test-all: verify test test-e2e test-reliability ## Everything CI runs (.ci/run):
 # make bench BENCH_ARGS="--sizes 1000,5000,10000"; the method and the results: docs/performance.md.
 BENCH_ARGS ?=
 .PHONY: bench
-bench: build $(K8S_ASSETS)/etcd $(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/kube-controller-manager ## Benchmark bin/whisperer against the fastest plain client-go writer at 100 and 1000 namespaces (BENCH_ARGS="--sizes ...").
+bench: build $(K8S_ASSETS)/etcd $(K8S_ASSETS)/kube-apiserver $(K8S_ASSETS)/kube-controller-manager ## Benchmark bin/whisperer (Secrets, ConfigMaps, pull secrets on ServiceAccounts) against the fastest plain client-go writer at 100 and 1000 namespaces (BENCH_ARGS="--sizes ...").
 	go run ./hack/bench --assets $(K8S_ASSETS) $(BENCH_ARGS)
 
 ##@ Build

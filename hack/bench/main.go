@@ -1,15 +1,15 @@
 // Command bench measures whisperer at scale against the machine's real limit. For each size N
-// it starts a plain local control plane, creates N namespaces, and in each of --rounds rounds
-// times plain client-go writers making the writes whisperer makes (create, update, delete one
-// Secret per namespace, then one ConfigMap) at several concurrencies, then the real whisperer
-// binary, run with its defaults, doing them through a source with a glob; each phase's ratio is
-// whisperer's median time over the fastest writer's. Both are timed the same way, from the first
-// write until a protobuf watch of the benchmark's has seen every write. Then it times what costs
-// nothing (resync, restart), what a new namespace waits, and 20 sources that select every
-// namespace.
-// The operator's writes come from the API server's request counters, its memory and the CPU
-// time of every process from /proc, its Go heap from its metrics. `make bench` runs it; see
-// docs/performance.md.
+// it starts a plain local control plane, creates N namespaces, and for each kind of source
+// (Secret, ConfigMap), in each of --rounds rounds, times plain client-go writers making the
+// writes whisperer makes (create, update, delete one object per namespace) at several
+// concurrencies, then the real whisperer binary, run with its defaults, doing them through a
+// source with a glob; each phase's ratio is whisperer's median time over the fastest writer's.
+// Both are timed the same way, from the first write until a protobuf watch of the benchmark's
+// has seen every write. Then it times what costs nothing (resync, restart), what a new namespace
+// waits, a pull secret attached to every namespace's default ServiceAccount, and 20 sources that
+// select every namespace, against the raw writer making the same writes. The operator's writes
+// come from the API server's request counters, its memory and the CPU time of every process
+// from /proc, its Go heap from its metrics. `make bench` runs it; see docs/performance.md.
 package main
 
 import (
