@@ -30,8 +30,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/whisperer-operator/whisperer/internal/localcluster"
 	"github.com/whisperer-operator/whisperer/internal/mirror"
+	"github.com/whisperer-operator/whisperer/test/localcluster"
 )
 
 // The suite runs against one local control plane (etcd, kube-apiserver and

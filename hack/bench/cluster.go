@@ -18,7 +18,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	// The only import of the local control plane: when the package moves, this line changes.
-	"github.com/whisperer-operator/whisperer/internal/localcluster"
+	"github.com/whisperer-operator/whisperer/test/localcluster"
 )
 
 // The benchmark, the operator and the raw writer are API users of their own, as in a cluster.

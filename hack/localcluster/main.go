@@ -28,7 +28,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/whisperer-operator/whisperer/internal/localcluster"
+	"github.com/whisperer-operator/whisperer/test/localcluster"
 )
 
 func main() {

@@ -24,7 +24,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/whisperer-operator/whisperer/internal/localcluster"
+	"github.com/whisperer-operator/whisperer/test/localcluster"
 )
 
 // with returns the labels every alert on whisperer's pods has, its namespace and job, and more.

@@ -51,8 +51,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/whisperer-operator/whisperer/internal/auditlog"
-	"github.com/whisperer-operator/whisperer/internal/localcluster"
+	"github.com/whisperer-operator/whisperer/test/auditlog"
+	"github.com/whisperer-operator/whisperer/test/localcluster"
 )
 
 // The contract as users see it (README, "How it works").

@@ -21,7 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/whisperer-operator/whisperer/internal/localcluster"
+	"github.com/whisperer-operator/whisperer/test/localcluster"
 )
 
 // bumpRevision is how far the restore moves etcd's revision past the snapshot's, as the

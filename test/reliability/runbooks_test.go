@@ -24,7 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 
-	"github.com/whisperer-operator/whisperer/internal/localcluster"
+	"github.com/whisperer-operator/whisperer/test/localcluster"
 )
 
 // runbookStep is one command of docs/runbooks.md and how it runs here. A command runs as it is
