@@ -6,9 +6,12 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+
+	"github.com/whisperer-operator/whisperer/internal/mirror"
 )
 
 // watchRecorder stands for the watches conflicts opens: it records which are open.
@@ -113,5 +116,29 @@ func TestConflictsOfAScopeLeaveTheOthers(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, []string{"x", "z"}) {
 		t.Errorf("blocked in %v after a reconcile of y and z, want x (outside it) and z", got)
+	}
+}
+
+// A source blocked by an object that is not its mirror looks again about every conflict retry
+// interval, plus up to half of it at random (the README's behaviour table): not sooner, not
+// later, and not all at the same moment. (A reconcile of some namespaces asks for a full one
+// fullAfterScoped later, which comes first.)
+func TestBlockedSourceLooksAgainAtTheRetryIntervalWithJitter(t *testing.T) {
+	const interval = time.Minute
+	source := types.NamespacedName{Namespace: "team-a", Name: "registry"}
+	r := &MirrorReconciler{ConflictRetryInterval: interval, ResyncPeriod: time.Hour}
+	r.conflicts = newConflicts((&watchRecorder{open: map[types.NamespacedName]func(){}}).watch, func(_, _ types.NamespacedName) {})
+	r.conflicts.set(source, nil, []string{"team-b"})
+	state := mirror.State{Key: source, Source: &mirror.Source{}}
+	seen := sets.New[time.Duration]()
+	for range 200 {
+		after := r.requeue(state, nil, mirror.Result{}, &outcome{}).RequeueAfter
+		if after < interval || after > interval*3/2 {
+			t.Fatalf("looks again after %s, want between %s and %s", after, interval, interval*3/2)
+		}
+		seen.Insert(after)
+	}
+	if seen.Len() < 100 {
+		t.Errorf("%d different delays in 200 reconciles, want them spread at random", seen.Len())
 	}
 }
