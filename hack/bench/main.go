@@ -37,7 +37,10 @@ type settings struct {
 	secretSize              int
 	// rawConcurrency lists the raw writer's concurrencies; the fastest is the baseline.
 	rawConcurrency []int
-	operatorArgs   []string
+	// rawWatching is the concurrency of a raw writer that watches its own writes, measured
+	// besides the baseline; 0 for none.
+	rawWatching  int
+	operatorArgs []string
 	// rounds is how many times create, update and delete are measured, for the raw writer and
 	// for whisperer; the table shows the medians.
 	rounds int
@@ -80,6 +83,8 @@ func main() {
 	flag.IntVar(&s.secretSize, "secret-size", 1024, "Bytes of data in each source, and in each raw object.")
 	flag.IntVar(&s.rounds, "rounds", 5, "Rounds of create, update and delete, for the raw writer and for whisperer; the table shows the medians.")
 	flag.IntVar(&s.newNamespaces, "new-namespaces", 100, "Namespaces created one by one in each new namespace phase (at least 50).")
+	flag.IntVar(&s.rawWatching, "raw-watching", 0, "Also time, in each round, a raw writer at this concurrency that watches its own "+
+		"objects as a controller does (a metadata informer), to show what that watch costs; not a baseline. 0 skips it.")
 	flag.IntVar(&s.fanoutSources, "fanout-sources", 10, `Sources of each of --kinds with namespaces "*" in the fan-out phases; 0 skips them.`)
 	flag.Parse()
 	var err error
@@ -97,6 +102,8 @@ func main() {
 		err = fmt.Errorf("--rounds must be at least 1")
 	case s.newNamespaces < 1:
 		err = fmt.Errorf("--new-namespaces must be at least 1")
+	case s.rawWatching < 0:
+		err = fmt.Errorf("--raw-watching must be 0 or more")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -188,6 +195,7 @@ func benchmark(s settings, sizes string, unrelated unrelatedObjects, jsonPath st
 	}
 	compareUnrelated(rows)
 	tableErr := printTable(rows)
+	printWatching(rows)
 	printIsolation(rows)
 	for _, r := range rows {
 		if !r.AsExpected {
@@ -247,6 +255,20 @@ func printTable(rows []row) error {
 	return w.Flush()
 }
 
+// printWatching compares, for each phase measured with --raw-watching, whisperer with the raw
+// writer that watches its own writes: what is left of the ratio once the watch is paid for.
+func printWatching(rows []row) {
+	for _, r := range rows {
+		if r.Raw == nil || r.Raw.Watching == nil {
+			continue
+		}
+		watching := r.Raw.Watching
+		fmt.Printf("%s at N=%d: the raw writer at %d watching its writes took %.3f s, %.2f times the fastest raw; "+
+			"whisperer %.2f times it (apiserver CPU %.2f s, etcd %.2f s)\n", r.Phase, r.N, watching.Concurrency, watching.Seconds,
+			watching.Seconds/r.Raw.Seconds, r.Seconds/watching.Seconds, watching.CPU.APIServer, watching.CPU.Etcd)
+	}
+}
+
 // isolationTarget is the most whisperer's peak anonymous memory may grow by with unrelated
 // Secrets and ConfigMaps in the cluster.
 const isolationTarget = 2.0 // MiB
@@ -300,7 +322,7 @@ func writeJSON(path string, s settings, rows []row) error {
 		return err
 	}
 	out, err := json.MarshalIndent(map[string]any{
-		"secretSize": s.secretSize, "rawConcurrency": s.rawConcurrency, "rounds": s.rounds,
+		"secretSize": s.secretSize, "rawConcurrency": s.rawConcurrency, "rawWatching": s.rawWatching, "rounds": s.rounds,
 		"kinds":         mapped(s.kinds, func(k kind) string { return k.resource }),
 		"newNamespaces": s.newNamespaces, "fanoutSources": s.fanoutSources,
 		"operatorArgs": s.operatorArgs, "rows": rows,

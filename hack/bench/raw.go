@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 )
 
 // rawLabelPrefix stands for secret-syncer.jeffl.es in the raw writer's objects: labels of the
@@ -30,6 +35,9 @@ type rawWriter struct {
 type rawClient struct {
 	concurrency int
 	rest        rest.Interface
+	// watching is a writer that watches its own objects as a controller does: not a baseline,
+	// but what the watch costs a writer, reported beside it (--raw-watching).
+	watching bool
 }
 
 // newRawWriter makes a writer of kind k into namespaces, and its observer.
@@ -42,6 +50,13 @@ func newRawWriter(ctx context.Context, r *run, k kind, namespaces []string) (*ra
 		}
 		w.clients = append(w.clients, rawClient{concurrency: c, rest: client})
 	}
+	if r.rawWatching > 0 {
+		client, err := r.rawClient()
+		if err != nil {
+			return nil, err
+		}
+		w.clients = append(w.clients, rawClient{concurrency: r.rawWatching, rest: client, watching: true})
+	}
 	var err error
 	w.observer, err = observe(ctx, r.cluster.watch.CoreV1().RESTClient(), k, rawLabelPrefix+"/namespace=raw")
 	return w, err
@@ -50,6 +65,7 @@ func newRawWriter(ctx context.Context, r *run, k kind, namespaces []string) (*ra
 // rawPhase is one phase of a raw round: its time, and what the other processes spent meanwhile.
 type rawPhase struct {
 	concurrency int
+	watching    bool
 	took        time.Duration
 	cpu         cpuSplit
 	// others are the writes the API server counted besides the raw writer's: none, unless the
@@ -64,11 +80,7 @@ func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) err
 	n := len(w.namespaces)
 	written := make([]metav1.Object, n)
 	for _, client := range w.clients {
-		writes := []struct {
-			name  string
-			write func(i int) error
-			seen  func() bool
-		}{
+		writes := rawWrites{
 			{"create", func(i int) (err error) {
 				written[i], err = w.kind.create(ctx, client.rest, w.kind.build(w.rawMeta(i), w.secretSize, "v1"))
 				return err
@@ -84,17 +96,63 @@ func (w *rawWriter) round(ctx context.Context, phases map[string][]rawPhase) err
 				return w.kind.delete(ctx, client.rest, w.namespaces[i], "raw", written[i])
 			}, func() bool { return w.observer.total() == 0 }},
 		}
-		for _, phase := range writes {
-			p, err := w.measureRaw(ctx, client.concurrency, phase.name+" "+w.kind.name, func() error {
-				return parallel(n, client.concurrency, phase.write)
-			}, phase.seen)
-			if err != nil {
-				return err
-			}
-			phases[phase.name] = append(phases[phase.name], p)
+		if err := w.roundAt(ctx, client, writes, phases); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// rawWrites are the phases of a raw round: what each object gets, and when all have been seen.
+type rawWrites []struct {
+	name  string
+	write func(i int) error
+	seen  func() bool
+}
+
+// roundAt makes the writes of one round through client, with its own watch running meanwhile if
+// it is a watching writer.
+func (w *rawWriter) roundAt(ctx context.Context, client rawClient, writes rawWrites, phases map[string][]rawPhase) error {
+	suffix := ""
+	if client.watching {
+		stop, err := w.watchOwnWrites(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		suffix = ", watching its writes"
+	}
+	for _, phase := range writes {
+		p, err := w.measureRaw(ctx, client.concurrency, phase.name+" "+w.kind.name+suffix, func() error {
+			return parallel(len(w.namespaces), client.concurrency, phase.write)
+		}, phase.seen)
+		if err != nil {
+			return err
+		}
+		p.watching = client.watching
+		phases[phase.name] = append(phases[phase.name], p)
+	}
+	return nil
+}
+
+// watchOwnWrites runs, until stop is called, what a controller runs to see its own writes: an
+// informer of the raw writer's objects as metadata, which decodes every event (protobuf) and
+// keeps each object's metadata in a store, as whisperer's cache of its mirrors does.
+func (w *rawWriter) watchOwnWrites(ctx context.Context) (stop func(), err error) {
+	client, err := metadata.NewForConfig(w.cluster.raw)
+	if err != nil {
+		return nil, err
+	}
+	informer := metadatainformer.NewFilteredMetadataInformer(client, corev1.SchemeGroupVersion.WithResource(w.kind.resource),
+		metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
+		func(o *metav1.ListOptions) { o.LabelSelector = rawLabelPrefix + "/namespace=raw" }).Informer()
+	ctx, cancel := context.WithCancel(ctx)
+	go informer.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		cancel()
+		return nil, fmt.Errorf("the raw writer's own watch did not sync")
+	}
+	return cancel, nil
 }
 
 // measureRaw times one raw phase, write at concurrency, from its first write until seen holds,
@@ -155,6 +213,9 @@ type rawResult struct {
 	Concurrency   int              `json:"concurrency"`
 	CPU           cpuSplit         `json:"cpu"`
 	ByConcurrency []rawConcurrency `json:"byConcurrency"`
+	// Watching is the writer that watches its own writes (--raw-watching), if any: not part of
+	// the baseline.
+	Watching *rawConcurrency `json:"watching,omitempty"`
 }
 
 type rawConcurrency struct {
@@ -174,31 +235,36 @@ func fastest(phases []rawPhase, concurrencies []int) *rawResult {
 	}
 	result := &rawResult{}
 	for _, c := range concurrencies {
-		var rounds []rawPhase
-		for _, p := range phases {
-			if p.concurrency == c {
-				rounds = append(rounds, p)
-			}
-		}
+		rounds := slices.DeleteFunc(slices.Clone(phases), func(p rawPhase) bool { return p.watching || p.concurrency != c })
 		if len(rounds) == 0 {
 			continue
 		}
-		at := rawConcurrency{Concurrency: c,
-			RoundSeconds: mapped(rounds, func(p rawPhase) float64 { return p.took.Seconds() }),
-			CPU:          medianSplit(mapped(rounds, func(p rawPhase) cpuSplit { return p.cpu }))}
-		at.Seconds = median(at.RoundSeconds)
-		for _, round := range rounds {
-			for resource, n := range round.others {
-				if at.OtherWrites == nil {
-					at.OtherWrites = writeCounts{}
-				}
-				at.OtherWrites[resource] += n
-			}
-		}
+		at := summarize(c, rounds)
 		result.ByConcurrency = append(result.ByConcurrency, at)
 		if result.Concurrency == 0 || at.Seconds < result.Seconds {
 			result.Seconds, result.Concurrency, result.CPU = at.Seconds, c, at.CPU
 		}
 	}
+	if watching := slices.DeleteFunc(slices.Clone(phases), func(p rawPhase) bool { return !p.watching }); len(watching) > 0 {
+		at := summarize(watching[0].concurrency, watching)
+		result.Watching = &at
+	}
 	return result
+}
+
+// summarize makes the result of the rounds of one raw writer at concurrency c.
+func summarize(c int, rounds []rawPhase) rawConcurrency {
+	at := rawConcurrency{Concurrency: c,
+		RoundSeconds: mapped(rounds, func(p rawPhase) float64 { return p.took.Seconds() }),
+		CPU:          medianSplit(mapped(rounds, func(p rawPhase) cpuSplit { return p.cpu }))}
+	at.Seconds = median(at.RoundSeconds)
+	for _, round := range rounds {
+		for resource, n := range round.others {
+			if at.OtherWrites == nil {
+				at.OtherWrites = writeCounts{}
+			}
+			at.OtherWrites[resource] += n
+		}
+	}
+	return at
 }

@@ -37,9 +37,14 @@ type row struct {
 	CPU cpuSplit `json:"cpu"`
 }
 
+// rawConcurrencies are the raw writers of the row's phase: at each concurrency, and the one that
+// watches its writes.
 func (r row) rawConcurrencies() []rawConcurrency {
 	if r.Raw == nil {
 		return nil
+	}
+	if r.Raw.Watching != nil {
+		return append(slices.Clone(r.Raw.ByConcurrency), *r.Raw.Watching)
 	}
 	return r.Raw.ByConcurrency
 }

@@ -67,6 +67,24 @@ func TestFastestIsTheLowestMedian(t *testing.T) {
 	}
 }
 
+// The writer that watches its own writes is reported beside the baseline, never as it, even
+// when it is faster.
+func TestWatchingWriterIsNotTheBaseline(t *testing.T) {
+	phase := func(c int, seconds float64, watching bool) rawPhase {
+		return rawPhase{concurrency: c, watching: watching, took: time.Duration(seconds * float64(time.Second))}
+	}
+	got := fastest([]rawPhase{phase(8, 3, false), phase(8, 1, true), phase(8, 2, true), phase(8, 4, true)}, []int{8})
+	if got.Concurrency != 8 || got.Seconds != 3 || len(got.ByConcurrency) != 1 {
+		t.Fatalf("fastest = %+v, want the plain writer at 8: 3 s", got)
+	}
+	if got.Watching == nil || got.Watching.Seconds != 2 || len(got.Watching.RoundSeconds) != 3 {
+		t.Fatalf("watching = %+v, want the median of its 3 rounds, 2 s", got.Watching)
+	}
+	if rows := (row{Raw: got}).rawConcurrencies(); len(rows) != 2 {
+		t.Fatalf("rawConcurrencies = %+v, want the plain and the watching writer, whose other writes are checked too", rows)
+	}
+}
+
 // A phase with unrelated objects is compared with the same phase at the same size without them.
 func TestCompareUnrelated(t *testing.T) {
 	some := &unrelatedObjects{Secrets: 1}

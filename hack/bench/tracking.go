@@ -169,8 +169,9 @@ func compareTracking(ctx context.Context, s settings, n int) (err error) {
 	return nil
 }
 
-// measureTracking makes one phase's n writes, 16 at once as whisperer's --mirror-write-concurrency,
-// once the control plane is quiet, and measures them.
+// measureTracking makes one phase's n writes, 16 at once for both ways (whisperer's
+// --mirror-write-concurrency when they were compared), once the control plane is quiet, and
+// measures them.
 func measureTracking(ctx context.Context, r *run, counter *byteCounter, n int, work func(int) error) (trackingSample, error) {
 	if err := r.settle(ctx); err != nil {
 		return trackingSample{}, err
