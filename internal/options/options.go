@@ -104,7 +104,7 @@ func (o *Options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election "+
 		"Lease; defaults to the operator's namespace when it runs in a cluster.")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Sources reconciled at once.")
-	fs.IntVar(&o.WriteConcurrency, "mirror-write-concurrency", 16, "Mirror writes of one source made at once.")
+	fs.IntVar(&o.WriteConcurrency, "mirror-write-concurrency", 32, "Mirror writes of one source made at once.")
 	fs.DurationVar(&o.ConflictRetryInterval, "conflict-retry-interval", time.Minute,
 		"How often a source whose mirror is blocked by another Secret of the same name looks again.")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", 10*time.Minute, "How often each source is reconciled "+
