@@ -183,13 +183,14 @@ func reconcileErrors(t *testing.T) float64 {
 	t.Helper()
 	var sum float64
 	for _, k := range testKinds {
-		sum += counterValue(t, "controller_runtime_reconcile_errors_total", controllerName(k))
+		sum += sumSeries(t, "controller_runtime_reconcile_errors_total", map[string]string{"controller": controllerName(k)})
 	}
 	return sum
 }
 
-// counterValue sums the counter family's series of one controller.
-func counterValue(t *testing.T, family, controller string) float64 {
+// sumSeries sums the values of a counter or gauge family's series that carry every label of
+// match (all of its series for none).
+func sumSeries(t *testing.T, family string, match map[string]string) float64 {
 	t.Helper()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
@@ -201,32 +202,25 @@ func counterValue(t *testing.T, family, controller string) float64 {
 			continue
 		}
 		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
 			for _, label := range m.GetLabel() {
-				if label.GetName() == "controller" && label.GetValue() == controller {
-					sum += m.GetCounter().GetValue()
-				}
+				labels[label.GetName()] = label.GetValue()
+			}
+			if matches(labels, match) {
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}
 	return sum
 }
 
-// gaugeValue sums the gauge family's series.
-func gaugeValue(t *testing.T, family string) float64 {
-	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range families {
-		if f.GetName() == family {
-			for _, m := range f.GetMetric() {
-				sum += m.GetGauge().GetValue()
-			}
+func matches(labels, match map[string]string) bool {
+	for name, value := range match {
+		if labels[name] != value {
+			return false
 		}
 	}
-	return sum
+	return true
 }
 
 // With --resources=secrets, whisperer makes no request about ConfigMaps at all, so it needs no

@@ -678,7 +678,7 @@ func reconcileCount(t *testing.T) float64 {
 	t.Helper()
 	var sum float64
 	for _, k := range testKinds {
-		sum += counterValue(t, "controller_runtime_reconcile_total", controllerName(k))
+		sum += sumSeries(t, "controller_runtime_reconcile_total", map[string]string{"controller": controllerName(k)})
 	}
 	return sum
 }

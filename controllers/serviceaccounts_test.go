@@ -267,7 +267,7 @@ func TestAnotherWriterRemovingTheEntryIsNotFought(t *testing.T) {
 		}
 	})
 	waitForEvent(t, source, ReasonServiceAccountContested, ns[1]+"/default")
-	if got := gaugeValue(t, "whisperer_service_accounts_contested"); got != 1 {
+	if got := sumSeries(t, "whisperer_service_accounts_contested", nil); got != 1 {
 		t.Errorf("whisperer_service_accounts_contested = %v at the Warning, want 1", got)
 	}
 	patchesAtWarning := len(serviceAccountPatches(op, ns[1]))
