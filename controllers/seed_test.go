@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -161,11 +162,11 @@ func TestHandEditedMirrorDataIsRestored(t *testing.T) {
 }
 
 // listNamespacesOf lists, live, the namespaces among within that hold an object of kind k
-// matching labels.
-func listNamespacesOf(t *testing.T, k testKind, labels client.MatchingLabels, within ...string) []string {
+// the labels of matching.
+func listNamespacesOf(t *testing.T, k testKind, matching client.MatchingLabels, within ...string) []string {
 	t.Helper()
 	list := k.newList()
-	if err := k8s.List(context.Background(), list, labels); err != nil {
+	if err := k8s.List(context.Background(), list, matching); err != nil {
 		t.Fatal(err)
 	}
 	var found []string
@@ -196,31 +197,23 @@ func sumSeries(t *testing.T, family string, match map[string]string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	selector := labels.SelectorFromSet(match)
 	var sum float64
 	for _, f := range families {
 		if f.GetName() != family {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
+			series := labels.Set{}
 			for _, label := range m.GetLabel() {
-				labels[label.GetName()] = label.GetValue()
+				series[label.GetName()] = label.GetValue()
 			}
-			if matches(labels, match) {
+			if selector.Matches(series) {
 				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}
 	return sum
-}
-
-func matches(labels, match map[string]string) bool {
-	for name, value := range match {
-		if labels[name] != value {
-			return false
-		}
-	}
-	return true
 }
 
 // With --resources=secrets, whisperer makes no request about ConfigMaps at all, so it needs no

@@ -5,9 +5,7 @@ package reliability
 import (
 	"context"
 	"errors"
-	"io"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -168,7 +166,8 @@ func TestAlertsOnRealFailures(t *testing.T) {
 		if running < (hung - 5*time.Second).Seconds() {
 			t.Errorf("workqueue_longest_running_processor_seconds is %.1f after a write hung for %s", running, hung)
 		}
-		dump := e.goroutines(pprof)
+		// The goroutine dump as the runbook reads it.
+		dump := pprofPage(t, "http://127.0.0.1:"+pprof+"/debug/pprof/goroutine?debug=2")
 		if !strings.Contains(dump, ").Reconcile(") || !strings.Contains(strings.ToLower(dump), "roundtrip") {
 			t.Errorf("the goroutine dump the runbook asks for shows no reconcile waiting on a request:\n%s", dump)
 		}
@@ -254,23 +253,4 @@ func (h *leaseHolding) release() {
 		close(h.stop)
 	}
 	h.done.Wait()
-}
-
-// goroutines is the goroutine dump of the pprof endpoint on port, as the runbook reads it.
-func (e *env) goroutines(port string) string {
-	e.t.Helper()
-	req, err := http.NewRequestWithContext(e.t.Context(), http.MethodGet, "http://127.0.0.1:"+port+"/debug/pprof/goroutine?debug=2", nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatalf("reading the goroutine dump: %v", err)
-	}
-	defer resp.Body.Close()
-	dump, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("reading the goroutine dump: %v", err)
-	}
-	return string(dump)
 }

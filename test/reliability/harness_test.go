@@ -609,6 +609,25 @@ func (o *operator) reconciles(ctx context.Context) int {
 	return int(o.metric(ctx, "controller_runtime_reconcile_total", map[string]string{"controller": "secretmirror"}))
 }
 
+// pprofPage reads a page of an operator's pprof endpoint, as `curl` does in the runbooks.
+func pprofPage(t *testing.T, url string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("reading %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	page, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading %s: %v", url, err)
+	}
+	return string(page)
+}
+
 // auditLog reads the API server's audit log.
 type auditLog struct{ path string }
 
