@@ -53,14 +53,16 @@ func newConflicts(watcher blockerWatcher, notify func(source, blocker types.Name
 	}
 }
 
-// set records the namespaces of scope (nil: all) where source is blocked now: none when it is
-// gone or converged.
-func (c *conflicts) set(source types.NamespacedName, scope sets.Set[string], namespaces []string) {
+// set records what a reconcile of source found in the namespaces of scope (nil: all): blocked in
+// found, free in the others (none is blocked when the source is gone or converged), except in
+// unsure, where its write failed and what was known before stays known.
+func (c *conflicts) set(source types.NamespacedName, scope sets.Set[string], found []string, unsure sets.Set[string]) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := sets.New(namespaces...)
+	before := c.bySource[source]
+	now := sets.New(found...).Union(before.Intersection(unsure))
 	if scope != nil {
-		now = c.bySource[source].Difference(scope).Union(now)
+		now = now.Union(before.Difference(scope))
 	}
 	for namespace := range c.bySource[source].Difference(now) {
 		c.unblock(types.NamespacedName{Namespace: namespace, Name: source.Name}, source)

@@ -59,8 +59,8 @@ func TestConflictsWatchEachBlockerWhileItBlocks(t *testing.T) {
 	first := types.NamespacedName{Namespace: "a", Name: "pull"}
 	second := types.NamespacedName{Namespace: "b", Name: "pull"}
 
-	c.set(first, nil, []string{"x", "y"})
-	c.set(second, nil, []string{"y"})
+	c.set(first, nil, []string{"x", "y"}, nil)
+	c.set(second, nil, []string{"y"}, nil)
 	want := []types.NamespacedName{{Namespace: "x", Name: "pull"}, {Namespace: "y", Name: "pull"}}
 	if got := w.keys(); !slices.Equal(got, want) {
 		t.Fatalf("watches %v, want one per blocking object %v", got, want)
@@ -75,11 +75,11 @@ func TestConflictsWatchEachBlockerWhileItBlocks(t *testing.T) {
 		t.Errorf("deleting y/pull reconciled %v, want both sources it blocked", notified)
 	}
 
-	c.set(first, nil, nil)
+	c.set(first, nil, nil, nil)
 	if got := w.keys(); !slices.Equal(got, []types.NamespacedName{{Namespace: "y", Name: "pull"}}) {
 		t.Errorf("watches %v once the first source is no longer blocked, want only y/pull, which still blocks the second", got)
 	}
-	c.set(second, nil, nil)
+	c.set(second, nil, nil, nil)
 	if got := w.keys(); len(got) != 0 || c.openWatches() != 0 {
 		t.Errorf("watches %v once nothing is blocked, want none", got)
 	}
@@ -93,14 +93,14 @@ func TestConflictWatchesAreCapped(t *testing.T) {
 		namespaces = append(namespaces, fmt.Sprintf("ns-%d", i))
 	}
 	source := types.NamespacedName{Namespace: "a", Name: "pull"}
-	c.set(source, nil, namespaces)
+	c.set(source, nil, namespaces, nil)
 	if got := len(w.keys()); got != maxBlockerWatches {
 		t.Errorf("%d watches open, want the cap, %d; beyond it the periodic retry looks", got, maxBlockerWatches)
 	}
 	if !c.blocked(source, namespaces[len(namespaces)-1]) {
 		t.Error("a conflict beyond the cap is not remembered: its retry would write instead of read")
 	}
-	c.set(source, nil, nil)
+	c.set(source, nil, nil, nil)
 	if got := len(w.keys()); got != 0 {
 		t.Errorf("%d watches left open", got)
 	}
@@ -110,12 +110,25 @@ func TestConflictsOfAScopeLeaveTheOthers(t *testing.T) {
 	w := &watchRecorder{open: map[types.NamespacedName]func(){}}
 	c := newConflicts(w.watch, func(_, _ types.NamespacedName) {})
 	source := types.NamespacedName{Namespace: "a", Name: "pull"}
-	c.set(source, nil, []string{"x", "y"})
-	c.set(source, sets.New("y", "z"), []string{"z"}) // y freed, z blocked; x not looked at
+	c.set(source, nil, []string{"x", "y"}, nil)
+	c.set(source, sets.New("y", "z"), []string{"z"}, nil) // y freed, z blocked; x not looked at
 	got := c.in(source)
 	slices.Sort(got)
 	if !slices.Equal(got, []string{"x", "z"}) {
 		t.Errorf("blocked in %v after a reconcile of y and z, want x (outside it) and z", got)
+	}
+}
+
+// A namespace where the write failed was not looked at: what was known of it stays.
+func TestConflictsWhereAWriteFailedStayKnown(t *testing.T) {
+	w := &watchRecorder{open: map[types.NamespacedName]func(){}}
+	c := newConflicts(w.watch, func(_, _ types.NamespacedName) {})
+	source := types.NamespacedName{Namespace: "a", Name: "pull"}
+	c.set(source, nil, []string{"x", "y"}, nil)
+	c.set(source, nil, nil, sets.New("x", "z")) // x and z failed, y found free
+	got := c.in(source)
+	if !slices.Equal(got, []string{"x"}) {
+		t.Errorf("blocked in %v after writes failed in x and z, want x, still blocked (z never was)", got)
 	}
 }
 
@@ -128,7 +141,7 @@ func TestBlockedSourceLooksAgainAtTheRetryIntervalWithJitter(t *testing.T) {
 	source := types.NamespacedName{Namespace: "team-a", Name: "registry"}
 	r := &MirrorReconciler{ConflictRetryInterval: interval, ResyncPeriod: time.Hour}
 	r.conflicts = newConflicts((&watchRecorder{open: map[types.NamespacedName]func(){}}).watch, func(_, _ types.NamespacedName) {})
-	r.conflicts.set(source, nil, []string{"team-b"})
+	r.conflicts.set(source, nil, []string{"team-b"}, nil)
 	state := mirror.State{Key: source, Source: &mirror.Source{}}
 	seen := sets.New[time.Duration]()
 	for range 200 {

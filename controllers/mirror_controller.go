@@ -96,7 +96,11 @@ func (r *MirrorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 	}
 	plan := mirror.Plan(state)
 	o := r.write(ctx, seen, plan)
-	r.conflicts.set(key, scope, o.conflicts)
+	if !o.skipped {
+		// A reconcile that skipped its writes learned nothing of the conflicts: forgetting
+		// them would make the next one create before it reads, where the name is known taken.
+		r.conflicts.set(key, scope, o.conflicts, o.failedIn)
+	}
 	switch {
 	case state.Source == nil && scope == nil:
 		r.forget(key)

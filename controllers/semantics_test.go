@@ -3,8 +3,10 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -257,15 +259,10 @@ func TestConcurrentEditOfAMirrorIsNeverOverwritten(t *testing.T) {
 
 func TestForeignObjectIsNeverTouchedAndTheMirrorFollowsItsRemoval(t *testing.T) {
 	forEachKind(t, func(t *testing.T, k testKind) {
-		ns := names("source", "target", "taken")
-		createNamespaces(t, ns...)
-		foreign := k.newSource(ns[2], "sync")
-		foreign.SetLabels(map[string]string{"owner": "someone-else"})
-		foreign.SetAnnotations(nil)
-		create(t, foreign)
-		before := getObject(t, k, ns[2], "sync")
 		// A retry interval longer than the test: the mirror must follow the foreign object's
 		// removal because that removal is watched, not because the source polls.
+		ns, foreign := namespacesWithForeignObject(t, k)
+		before := getObject(t, k, ns[2], "sync")
 		op := startOperator(t, withConflictRetry(time.Hour))
 		source := k.newSource(ns[0], "sync", ns[1], ns[2])
 		create(t, source)
@@ -301,6 +298,118 @@ func TestForeignObjectIsNeverTouchedAndTheMirrorFollowsItsRemoval(t *testing.T) 
 		if took := time.Since(deleted); took > 2*time.Second {
 			t.Errorf("the mirror followed the foreign object's deletion after %s, want within 2s", took)
 		}
+	})
+}
+
+// namespacesWithForeignObject creates three namespaces, for a source, a target and a taken
+// target, where an object of k that is not a mirror holds the name "sync".
+func namespacesWithForeignObject(t *testing.T, k testKind) (ns []string, foreign client.Object) {
+	t.Helper()
+	ns = names("source", "target", "taken")
+	createNamespaces(t, ns...)
+	foreign = k.newSource(ns[2], "sync")
+	foreign.SetLabels(map[string]string{"owner": "someone-else"})
+	foreign.SetAnnotations(nil)
+	create(t, foreign)
+	return ns, foreign
+}
+
+// A conflict stays known through reconciles that could not look at it again: one whose read of
+// the blocking object failed, and one whose source changed while it read it. Neither forgets it,
+// so the reconcile after them reads before it writes, as the README promises, and never sends
+// a create it knows will fail.
+func TestAConflictStaysKnownWhenAReconcileCannotLookAgain(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k testKind) {
+		ns, _ := namespacesWithForeignObject(t, k)
+		op := startOperator(t, withConflictRetry(time.Hour))
+		source := k.newSource(ns[0], "sync", ns[1], ns[2])
+		create(t, source)
+		waitForEvent(t, source, ReasonConflict, ns[2])
+		found := op.writes.in(ns[2])
+		resource := k.resource().Resource
+		blocker := fmt.Sprintf("/namespaces/%s/%s/sync", ns[2], resource)
+		sourcePath := fmt.Sprintf("/namespaces/%s/%s/sync", ns[0], resource)
+
+		// A namespace relabelled reconciles the source there: its read of the blocker fails once,
+		// and the retry reads again.
+		readsBefore := op.writes.reads(blocker)
+		failed := interceptOnce(op, readOf(blocker), func() *metav1.Status {
+			return &metav1.Status{Code: http.StatusInternalServerError, Reason: metav1.StatusReasonInternalError, Message: "injected by the test"}
+		})
+		relabel(t, ns[2], "1")
+		<-failed
+		eventually(t, "a read of the blocker after the failed one", func() error {
+			if reads := op.writes.reads(blocker) - readsBefore; reads < 2 {
+				return fmt.Errorf("%d reads since the relabelling", reads)
+			}
+			return nil
+		})
+		if writes := op.writes.in(ns[2]); len(writes) != len(found) {
+			t.Errorf("writes in the conflicting namespace %v after a failed read, want only the create that found the object there", writes)
+		}
+
+		// Again, and the source changes while the reconcile reads it.
+		var editErr error
+		changed := interceptOnce(op, readOf(sourcePath), func() *metav1.Status {
+			// On the operator's goroutine: no t.Fatal here.
+			editErr = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(source), source); err != nil {
+					return err
+				}
+				source.GetAnnotations()["changed"] = "while read"
+				return k8s.Update(context.Background(), source)
+			})
+			return nil
+		})
+		relabel(t, ns[2], "2")
+		<-changed
+		if editErr != nil {
+			t.Fatalf("editing the source while the operator read it: %v", editErr)
+		}
+		waitReconciled(t, source)
+		if writes := op.writes.in(ns[2]); len(writes) != len(found) {
+			t.Errorf("writes in the conflicting namespace %v after the source changed while read, want only the create that found the object there", writes)
+		}
+		if after := getObject(t, k, ns[2], "sync"); after.GetLabels()["owner"] != "someone-else" || after.GetLabels()[mirror.LabelMirror] != "" {
+			t.Errorf("the foreign object was modified: %v", after)
+		}
+	})
+}
+
+// interceptOnce makes op's first request that matches go through act instead of straight to the
+// API server: it is answered with the status act returns, or sent when act returns nil. The
+// channel it returns is closed once act has run.
+func interceptOnce(op *operator, matches func(*http.Request) bool, act func() *metav1.Status) <-chan struct{} {
+	done := make(chan struct{})
+	var once sync.Once
+	intercept := func(req *http.Request) (status *metav1.Status) {
+		if matches(req) {
+			once.Do(func() {
+				status = act()
+				close(done)
+			})
+		}
+		return status
+	}
+	op.writes.intercept.Store(&intercept)
+	return done
+}
+
+// readOf matches the reads of the object at path (its namespace, resource and name).
+func readOf(path string) func(*http.Request) bool {
+	return func(req *http.Request) bool {
+		return req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, path)
+	}
+}
+
+// relabel sets a label on namespace, which reconciles the sources that ask for it there.
+func relabel(t *testing.T, namespace, value string) {
+	t.Helper()
+	edit(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, func(n *corev1.Namespace) {
+		if n.Labels == nil {
+			n.Labels = map[string]string{}
+		}
+		n.Labels["relabelled"] = value
 	})
 }
 

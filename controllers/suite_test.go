@@ -1,8 +1,11 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -302,6 +305,9 @@ type writeRecorder struct {
 	writeDelay atomic.Int64
 	// inFlight and maxInFlight count the Secret and ConfigMap writes sent and not yet answered.
 	inFlight, maxInFlight int
+	// intercept, when set, sees each request before it is sent; when it returns an error
+	// status, the request is answered with it instead.
+	intercept atomic.Pointer[func(*http.Request) *metav1.Status]
 }
 
 func (w *writeRecorder) wrap(rt http.RoundTripper) http.RoundTripper {
@@ -309,6 +315,11 @@ func (w *writeRecorder) wrap(rt http.RoundTripper) http.RoundTripper {
 		w.mu.Lock()
 		w.requests = append(w.requests, req.Method+" "+req.URL.RequestURI())
 		w.mu.Unlock()
+		if intercept := w.intercept.Load(); intercept != nil {
+			if status := (*intercept)(req); status != nil {
+				return statusResponse(req, status), nil
+			}
+		}
 		if req.Method == http.MethodGet || !strings.Contains(req.URL.Path, "/secrets") && !strings.Contains(req.URL.Path, "/configmaps") {
 			return rt.RoundTrip(req)
 		}
@@ -317,6 +328,16 @@ func (w *writeRecorder) wrap(rt http.RoundTripper) http.RoundTripper {
 		time.Sleep(time.Duration(w.writeDelay.Load()))
 		return rt.RoundTrip(req)
 	})
+}
+
+// statusResponse answers req with status, as the API server answers a request it fails.
+func statusResponse(req *http.Request, status *metav1.Status) *http.Response {
+	status.Kind, status.APIVersion, status.Status = "Status", "v1", metav1.StatusFailure
+	body, _ := json.Marshal(status) //nolint:errchkjson // a Status always encodes
+	return &http.Response{
+		StatusCode: int(status.Code), Request: req, Body: io.NopCloser(bytes.NewReader(body)),
+		Header: http.Header{"Content-Type": []string{"application/json"}},
+	}
 }
 
 func (w *writeRecorder) track(delta int) {
@@ -364,6 +385,19 @@ func (w *writeRecorder) in(namespaces ...string) []string {
 		}
 	}
 	return found
+}
+
+// reads counts the recorded reads of the object at path (its namespace, resource and name).
+func (w *writeRecorder) reads(path string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, r := range w.requests {
+		if method, uri, _ := strings.Cut(r, " "); method == http.MethodGet && strings.HasSuffix(uri, path) {
+			n++
+		}
+	}
+	return n
 }
 
 // of returns every recorded request, read or write, of resource (secrets, configmaps).

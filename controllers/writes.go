@@ -49,6 +49,9 @@ type outcome struct {
 	// stale is set when the source changed after it was planned for: its writes wait for the next
 	// reconcile, which its change causes.
 	stale bool
+	// skipped is set when the creates and updates were not attempted: the source could not be
+	// read, or was stale. What this reconcile found of conflicts then says nothing.
+	skipped bool
 	// failedIn holds the namespaces where a mirror write failed.
 	failedIn sets.Set[string]
 	// attached and detached count the ServiceAccounts written; detachFailed holds the namespaces
@@ -145,10 +148,11 @@ func (r *MirrorReconciler) write(ctx context.Context, seen observation, plan mir
 		var err error
 		if w.source, err = r.liveSource(ctx, seen.state.Source); err != nil {
 			o.add("", unchanged, err)
+			o.skipped = true
 			return o
 		}
 		if w.source == nil {
-			o.stale = true
+			o.stale, o.skipped = true, true
 			actions = deletesOnly(actions)
 		}
 	}
