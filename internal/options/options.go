@@ -109,9 +109,10 @@ func (o *Options) register(fs *flag.FlagSet) {
 		"How often a source whose mirror is blocked by another Secret of the same name looks again.")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", 10*time.Minute, "How often each source is reconciled "+
 		"without an event, as a safety net; it writes nothing when mirrors are in sync. 0 disables it.")
-	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", 1000, "Client-side limit of API requests per second. "+
-		"API Priority and Fairness protects the API server; this only smooths bursts. A negative value disables it.")
-	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 2000, "Client-side burst of API requests above --kube-api-qps.")
+	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", -1, "Client-side limit of API requests per second, for each "+
+		"resource type. Negative, the default: none. whisperer's load is bounded by the writes it keeps in flight "+
+		"(--max-concurrent-reconciles times --mirror-write-concurrency), and API Priority and Fairness protects the API server.")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 2000, "Client-side burst of API requests above a positive --kube-api-qps.")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "0", "Address of the pprof endpoint, for profiling. 0 disables it.")
 	o.Kinds, o.AttachServiceAccounts = slices.Clone(controllers.AllKinds), true
 	fs.Var(resourcesValue{&o.Kinds, &o.AttachServiceAccounts}, "resources", "Comma-separated resources whisperer "+
