@@ -72,6 +72,8 @@ func main() {
 		extraFlags = flag.String("operator-flags", "", "Flags for whisperer besides its defaults, space-separated.")
 		tracking   = flag.Bool("compare-tracking", false, "Instead of the benchmark, compare two ways of tracking the labels "+
 			"copied to mirrors (a record annotation, server-side apply) at the first of --sizes, in --rounds rounds.")
+		clients = flag.Bool("compare-clients", false, "Instead of the benchmark, compare the writer's CPU per write through controller-runtime's "+
+			"client (whisperer's) and client-go's REST client (the raw writer's) at the first of --sizes, in --rounds rounds.")
 	)
 	flag.IntVar(&unrelated.Secrets, "unrelated-secrets", 10000, "Unrelated 4 KiB Secrets in the memory isolation run at the largest size.")
 	flag.IntVar(&unrelated.ConfigMaps, "unrelated-configmaps", 10000, "Unrelated 4 KiB ConfigMaps in the memory isolation run.")
@@ -110,6 +112,13 @@ func main() {
 		os.Exit(2)
 	}
 	s.operatorArgs = strings.Fields(*extraFlags)
+	if *clients {
+		if err := compareClientsAt(s, *sizes); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *tracking {
 		if err := compareTrackingAt(s, *sizes); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
