@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -53,18 +52,13 @@ const (
 )
 
 func compareClients(ctx context.Context, s settings, n int) (err error) {
-	cluster, err := startCluster(s.assets, filepath.Join(s.workDir, fmt.Sprintf("clients-n%d", n)))
+	r, namespaces, err := startComparison(ctx, s, n, "clients")
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, cluster.stop()) }()
-	r := &run{settings: s, n: n, cluster: cluster}
-	namespaces := namespaceNames(targetPrefix, n)
-	if err := r.createNamespaces(ctx, namespaces); err != nil {
-		return err
-	}
+	defer func() { err = errors.Join(err, r.cluster.stop()) }()
 	sentTypes := &contentTypes{}
-	config := rest.CopyConfig(cluster.raw)
+	config := rest.CopyConfig(r.cluster.raw)
 	config.QPS, config.Burst = -1, 0
 	config.Wrap(sentTypes.wrap)
 	ways, err := clientWays(config)
@@ -247,15 +241,4 @@ func (c *contentTypes) sent() []string {
 	}
 	slices.Sort(types)
 	return types
-}
-
-// compareClientsAt runs compareClients at the first of sizes.
-func compareClientsAt(s settings, sizes string) error {
-	ns, err := positiveInts(sizes)
-	if err != nil {
-		return fmt.Errorf("--sizes: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-	defer cancel()
-	return compareClients(ctx, s, ns[0])
 }

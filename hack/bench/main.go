@@ -113,14 +113,14 @@ func main() {
 	}
 	s.operatorArgs = strings.Fields(*extraFlags)
 	if *clients {
-		if err := compareClientsAt(s, *sizes); err != nil {
+		if err := compareAtFirstSize(s, *sizes, compareClients); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
 		return
 	}
 	if *tracking {
-		if err := compareTrackingAt(s, *sizes); err != nil {
+		if err := compareAtFirstSize(s, *sizes, compareTracking); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
@@ -340,4 +340,30 @@ func writeJSON(path string, s settings, rows []row) error {
 		return err
 	}
 	return os.WriteFile(path, out, 0o600)
+}
+
+// compareAtFirstSize runs one of the comparisons (--compare-*) at the first of sizes.
+func compareAtFirstSize(s settings, sizes string, compare func(ctx context.Context, s settings, n int) error) error {
+	ns, err := positiveInts(sizes)
+	if err != nil {
+		return fmt.Errorf("--sizes: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	return compare(ctx, s, ns[0])
+}
+
+// startComparison starts a control plane of its own for a comparison named name, logging under
+// the work directory, with n target namespaces; the caller stops it.
+func startComparison(ctx context.Context, s settings, n int, name string) (*run, []string, error) {
+	cluster, err := startCluster(s.assets, filepath.Join(s.workDir, fmt.Sprintf("%s-n%d", name, n)))
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &run{settings: s, n: n, cluster: cluster}
+	namespaces := namespaceNames(targetPrefix, n)
+	if err := r.createNamespaces(ctx, namespaces); err != nil {
+		return nil, nil, errors.Join(err, cluster.stop())
+	}
+	return r, namespaces, nil
 }

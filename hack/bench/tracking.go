@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -58,17 +57,12 @@ type trackingSample struct {
 }
 
 func compareTracking(ctx context.Context, s settings, n int) (err error) {
-	dir := filepath.Join(s.workDir, fmt.Sprintf("tracking-n%d", n))
-	cluster, err := startCluster(s.assets, dir)
+	r, namespaces, err := startComparison(ctx, s, n, "tracking")
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, cluster.stop()) }()
-	r := &run{settings: s, n: n, cluster: cluster}
-	namespaces := namespaceNames(targetPrefix, n)
-	if err := r.createNamespaces(ctx, namespaces); err != nil {
-		return err
-	}
+	defer func() { err = errors.Join(err, r.cluster.stop()) }()
+	cluster := r.cluster
 	counter := &byteCounter{}
 	client := func(contentType string) (rest.Interface, error) {
 		config := rest.CopyConfig(cluster.raw)
@@ -336,15 +330,4 @@ func (c countingBody) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
 	c.n.Add(int64(n))
 	return n, err
-}
-
-// compareTrackingAt runs compareTracking at the first of sizes.
-func compareTrackingAt(s settings, sizes string) error {
-	ns, err := positiveInts(sizes)
-	if err != nil {
-		return fmt.Errorf("--sizes: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-	defer cancel()
-	return compareTracking(ctx, s, ns[0])
 }
