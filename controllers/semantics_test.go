@@ -29,16 +29,21 @@ import (
 // edit applies change to the live object and writes it, retrying on conflicts.
 func edit[T client.Object](t *testing.T, obj T, change func(T)) {
 	t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	if err := tryEdit(obj, change); err != nil {
+		t.Fatalf("editing %s/%s: %v", obj.GetNamespace(), obj.GetName(), err)
+	}
+}
+
+// tryEdit is edit, returning its error: for goroutines other than the test's, which must not
+// call t.Fatal.
+func tryEdit[T client.Object](obj T, change func(T)) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}
 		change(obj)
 		return k8s.Update(context.Background(), obj)
 	})
-	if err != nil {
-		t.Fatalf("editing %s/%s: %v", obj.GetNamespace(), obj.GetName(), err)
-	}
 }
 
 func deleteObject(t *testing.T, obj client.Object) {
@@ -352,13 +357,7 @@ func TestAConflictStaysKnownWhenAReconcileCannotLookAgain(t *testing.T) {
 		var editErr error
 		changed := interceptOnce(op, readOf(sourcePath), func() *metav1.Status {
 			// On the operator's goroutine: no t.Fatal here.
-			editErr = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-				if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(source), source); err != nil {
-					return err
-				}
-				source.GetAnnotations()["changed"] = "while read"
-				return k8s.Update(context.Background(), source)
-			})
+			editErr = tryEdit(source, func(src client.Object) { src.GetAnnotations()["changed"] = "while read" })
 			return nil
 		})
 		relabel(t, ns[2], "2")
